@@ -1,0 +1,74 @@
+/**
+ * Errors are values with a stable code. The code is part of the protocol
+ * (clients switch on it), the message is for people.
+ */
+export type ErrorCode =
+  | 'malformed'
+  | 'bad_key'
+  | 'key_size'
+  | 'id_mismatch'
+  | 'created_in_future'
+  | 'table_not_allowed'
+  | 'pow_insufficient'
+  | 'bad_signature'
+  | 'payload_too_large'
+  | 'batch_too_large'
+  | 'unsupported_media_type'
+  | 'bad_request'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'decrypt_failed'
+  | 'config_invalid'
+  | 'keyring_locked'
+  | 'keyring_bad_passphrase'
+  | 'key_not_found'
+  | 'node_unreachable'
+  | 'internal';
+
+/** HTTP status for each code that can reach a client over the wire. */
+export const httpStatusOf: Record<ErrorCode, number> = {
+  malformed: 400,
+  bad_key: 400,
+  key_size: 400,
+  id_mismatch: 400,
+  created_in_future: 400,
+  bad_request: 400,
+  table_not_allowed: 403,
+  pow_insufficient: 403,
+  bad_signature: 403,
+  payload_too_large: 413,
+  batch_too_large: 413,
+  unsupported_media_type: 415,
+  not_found: 404,
+  method_not_allowed: 405,
+  decrypt_failed: 400,
+  config_invalid: 400,
+  keyring_locked: 400,
+  keyring_bad_passphrase: 400,
+  key_not_found: 404,
+  node_unreachable: 502,
+  internal: 500,
+};
+
+export class P2pdbError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'P2pdbError';
+    this.code = code;
+  }
+  get status(): number {
+    return httpStatusOf[this.code];
+  }
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function fail(code: ErrorCode, message: string): never {
+  throw new P2pdbError(code, message);
+}
+
+export function isP2pdbError(e: unknown): e is P2pdbError {
+  return e instanceof P2pdbError;
+}

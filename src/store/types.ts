@@ -1,0 +1,44 @@
+import type { Entry } from '../entry/types.js';
+import type { ValidEntry } from '../entry/validate.js';
+
+export interface StoredEntry {
+  /** Local sequence number: the order this node stored entries in; cursors are built on it. */
+  seq: number;
+  id: Buffer;
+  /** Local receive time, ms since epoch; never decreases with seq. */
+  receivedAt: number;
+  entry: Entry;
+}
+
+/** Filters of /get/. All given filters must hold; within a list any value matches. */
+export interface EntryFilter {
+  /** Only entries received at or after this time (ms since epoch). */
+  receivedSince?: number;
+  /** Only entries with seq greater than this (cursor). */
+  afterSeq?: number;
+  /** Table fingerprints. */
+  tables?: Buffer[];
+  /** Recipient fingerprints. */
+  recipients?: Buffer[];
+  ids?: Buffer[];
+  limit: number;
+}
+
+export interface EntryPage {
+  entries: StoredEntry[];
+  /** seq of the last entry when more may follow, else null. */
+  nextAfterSeq: number | null;
+}
+
+export type InsertOutcome = 'stored' | 'duplicate';
+
+export interface EntryStore {
+  /**
+   * Stores entries that have passed validation. Resolves once they are committed
+   * (durable), one outcome per input in order. Concurrent calls are group-committed.
+   */
+  insert(entries: ValidEntry[]): Promise<InsertOutcome[]>;
+  query(filter: EntryFilter): Promise<EntryPage>;
+  count(): Promise<number>;
+  close(): Promise<void>;
+}
