@@ -23,6 +23,12 @@ export type ErrorCode =
   | 'keyring_bad_passphrase'
   | 'key_not_found'
   | 'node_unreachable'
+  | 'tor_control'
+  | 'tor_command_failed'
+  | 'tor_timeout'
+  | 'tor_process'
+  | 'torrc_invalid'
+  | 'not_onion_url'
   | 'internal';
 
 /** HTTP status for each code that can reach a client over the wire. */
@@ -47,6 +53,12 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   keyring_bad_passphrase: 400,
   key_not_found: 404,
   node_unreachable: 502,
+  tor_control: 503,
+  tor_command_failed: 502,
+  tor_timeout: 504,
+  tor_process: 503,
+  torrc_invalid: 500,
+  not_onion_url: 400,
   internal: 500,
 };
 

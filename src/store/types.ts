@@ -10,7 +10,10 @@ export interface StoredEntry {
   entry: Entry;
 }
 
-/** Filters of /get/. All given filters must hold; within a list any value matches. */
+/**
+ * Filters of /get/. All given filters must hold; within a list any value matches, so an
+ * empty list matches nothing, as does a list of tables this store has never seen.
+ */
 export interface EntryFilter {
   /** Only entries received at or after this time (ms since epoch). */
   receivedSince?: number;
@@ -30,7 +33,14 @@ export interface EntryPage {
   nextAfterSeq: number | null;
 }
 
+/** 'duplicate': the id was already stored, or appeared earlier in the same call or commit. */
 export type InsertOutcome = 'stored' | 'duplicate';
+
+export interface TableCount {
+  /** SHA-256 of the table's SPKI DER. */
+  fingerprint: Buffer;
+  count: number;
+}
 
 export interface EntryStore {
   /**
@@ -38,7 +48,12 @@ export interface EntryStore {
    * (durable), one outcome per input in order. Concurrent calls are group-committed.
    */
   insert(entries: ValidEntry[]): Promise<InsertOutcome[]>;
+  /** Ascending seq, at most `limit` entries. */
   query(filter: EntryFilter): Promise<EntryPage>;
+  /** Entries stored, from counters kept in the insert transaction (no scan). */
   count(): Promise<number>;
+  /** Entries per table that has any, from the same counters. */
+  countByTable(): Promise<TableCount[]>;
+  /** Waits for queued inserts to commit, then closes. */
   close(): Promise<void>;
 }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Brings a fresh checkout to the state `npm start`, `npm test` and `npm run bench` need,
+# doing only what is missing: dependencies (npm ci), the native SQLite module, the build,
+# and the system tor. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quiet=0
+[ "${1:-}" = "--quiet" ] && quiet=1
+say() { [ "$quiet" = 1 ] || echo "bootstrap: $*" >&2; }
+die() { echo "bootstrap: $*" >&2; exit 1; }
+
+# Node 20.17 or newer (sqlite3 6 and crypto.hash need it).
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=17)?0:1)' \
+  || die "Node.js >= 20.17 is required (found $(node --version))"
+
+# 1. Dependencies: npm ci when node_modules is missing or was installed from another lock file.
+lock_hash=$(node -e 'process.stdout.write(require("crypto").createHash("sha256").update(require("fs").readFileSync("package-lock.json")).digest("hex"))')
+stamp=node_modules/.p2pdb-lock-sha256
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
+  say "installing dependencies (npm ci)"
+  # granax (later) must never download Tor Browser: Debian's tor is the one we run.
+  GRANAX_USE_SYSTEM_TOR=1 npm ci --no-audit --no-fund >&2
+  echo "$lock_hash" > "$stamp"
+fi
+
+# 2. The native SQLite module must really load: npm 11 has been seen skipping install scripts.
+if ! node -e 'const s=require("sqlite3"); new s.Database(":memory:").close()' 2>/dev/null; then
+  say "sqlite3's native module did not load; building it (node-gyp, takes a few minutes)"
+  npm rebuild sqlite3 --foreground-scripts >&2
+  node -e 'const s=require("sqlite3"); new s.Database(":memory:").close()' \
+    || die "sqlite3's native module still does not load; see the npm output above"
+fi
+
+# 3. Build when any source is newer than the last build.
+build_stamp=dist/.build-stamp
+if [ ! -f "$build_stamp" ] || [ -n "$(find src test scripts tsconfig.json package.json -newer "$build_stamp" -type f -print -quit)" ]; then
+  say "building (tsc)"
+  rm -rf dist
+  npx tsc -p tsconfig.json >&2
+  touch "$build_stamp"
+fi
+
+# 4. The system tor (Debian's), for onion services. Not needed while a node runs with Tor off.
+if ! command -v tor >/dev/null 2>&1; then
+  if [ "${P2PDB_SKIP_TOR_INSTALL:-}" = 1 ]; then
+    say "tor is not installed (P2PDB_SKIP_TOR_INSTALL=1: not installing it)"
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing tor (apt-get)"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q tor >&2 \
+        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tor >&2; }; }; then
+      say "could not install tor; nodes can still run with Tor off"
+    fi
+    # Debian starts a system tor service on install; p2pdb runs its own tor processes.
+    command -v systemctl >/dev/null 2>&1 && systemctl disable --now tor >/dev/null 2>&1 || true
+  else
+    say "tor is not installed: run 'sudo apt-get install -y tor' to publish the node as an onion service"
+  fi
+fi

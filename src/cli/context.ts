@@ -1,0 +1,125 @@
+/**
+ * What every command gets: its streams, environment and outside world, passed in so the CLI
+ * can run in-process or as a child, plus the shared argument and error conventions.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { Keyring, defaultHome } from '../client/keyring.js';
+import { DEFAULT_NODE_URL, NodeApi, type FetchFunction } from '../client/node-api.js';
+import { passphraseSource } from '../client/passphrase.js';
+
+export type OutStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+export type InStream = NodeJS.ReadableStream & { isTTY?: boolean };
+
+export interface CliIo {
+  stdout: OutStream;
+  stderr: OutStream;
+  stdin: InStream;
+  env: NodeJS.ProcessEnv;
+  homedir: string;
+  fetch: FetchFunction;
+  /** Resolves with the signal's name when the process is asked to stop (serve waits on it). */
+  stopSignal: () => Promise<string>;
+}
+
+/** Bad invocation: exit code 2, with a pointer to --help. */
+export class UsageError extends Error {
+  constructor(message: string, readonly command: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  run(args: string[], io: CliIo): Promise<number>;
+}
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+export const NODE_OPTION: OptionSpec = { node: { type: 'string' } };
+export const HELP_OPTION: OptionSpec = { help: { type: 'boolean', short: 'h' } };
+
+export interface Parsed {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+/** parseArgs in strict mode, its errors turned into usage errors of `command`. */
+export function parse(command: string, args: string[], options: OptionSpec): Parsed {
+  try {
+    const { values, positionals } = parseArgs({ args, options: { ...HELP_OPTION, ...options }, strict: true, allowPositionals: true });
+    return { values: values as Parsed['values'], positionals };
+  } catch (e) {
+    if (typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('ERR_PARSE_ARGS')) {
+      throw new UsageError((e as Error).message, command);
+    }
+    throw e;
+  }
+}
+
+export function str(p: Parsed, name: string): string | undefined {
+  const v = p.values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function strs(p: Parsed, name: string): string[] {
+  const v = p.values[name];
+  if (Array.isArray(v)) return v.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  return typeof v === 'string' ? [v] : [];
+}
+
+export function flag(p: Parsed, name: string): boolean {
+  return p.values[name] === true;
+}
+
+export function positiveInt(command: string, value: string | undefined, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw new UsageError(`${name} must be a whole number from 1 to ${max}`, command);
+  }
+  return Number(value);
+}
+
+export function expectPositionals(command: string, p: Parsed, min: number, max: number, what: string): string[] {
+  if (p.positionals.length < min || p.positionals.length > max) throw new UsageError(`expected ${what}`, command);
+  return p.positionals;
+}
+
+export function clientHome(io: CliIo): string {
+  return defaultHome(io.env, io.homedir);
+}
+
+export function openKeyring(io: CliIo): Promise<Keyring> {
+  return Keyring.open({ home: clientHome(io), passphrase: passphraseSource({ env: io.env, input: io.stdin, output: io.stderr }) });
+}
+
+export function nodeUrl(io: CliIo, p: Parsed): string {
+  return str(p, 'node') ?? (io.env.P2PDB_NODE || DEFAULT_NODE_URL);
+}
+
+export function nodeApi(io: CliIo, p: Parsed): NodeApi {
+  return new NodeApi(nodeUrl(io, p), { fetch: io.fetch });
+}
+
+export function println(out: OutStream, line = ''): void {
+  out.write(line + '\n');
+}
+
+export async function readAll(input: InStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of input) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks);
+}
+
+/** The first 12 hex digits: enough to tell keys apart on screen. */
+export function shortFingerprint(fp: string): string {
+  return fp.slice(0, 12);
+}
+
+export const COMMON_CLIENT_HELP = `  --node URL   the node to talk to (default: $P2PDB_NODE or ${DEFAULT_NODE_URL})
+  -h, --help   show this help
+
+The keyring lives in $P2PDB_HOME (default ~/.p2pdb). The passphrase comes from
+$P2PDB_PASSPHRASE or, in a terminal, a hidden prompt.`;

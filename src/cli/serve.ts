@@ -1,0 +1,72 @@
+/** `p2pdb serve`: run a node until SIGINT or SIGTERM. */
+import { loadConfig, type ConfigInput } from '../config/config.js';
+import { createLogger } from '../util/log.js';
+import { expectPositionals, flag, parse, println, str, type Command } from './context.js';
+
+const USAGE = `usage: p2pdb serve [--data DIR] [--port N] [--host H] [--tor off] [--pow-bits N]
+                   [--allowed-tables fp,fp|*] [--config FILE]
+
+Runs a node in the foreground; Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
+Settings: defaults < config file (DIR/config.json or --config) < P2PDB_* environment < flags.
+
+options:
+  --data DIR              data directory (default ./data)
+  --port N                port, 0 for any free port (default 8733)
+  --host H                loopback address to listen on (default 127.0.0.1)
+  --tor off               Tor support is not wired up yet: off is the default
+  --pow-bits N            proof of work entries must carry (default 21)
+  --allowed-tables LIST   '*' (every table) or table fingerprints separated by commas
+  --config FILE           read settings from FILE instead of DIR/config.json
+  -h, --help              show this help`;
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'run a node',
+  usage: USAGE,
+  async run(args, io) {
+    const p = parse('serve', args, {
+      data: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      tor: { type: 'string' },
+      'pow-bits': { type: 'string' },
+      'allowed-tables': { type: 'string' },
+      config: { type: 'string' },
+    });
+    if (flag(p, 'help')) {
+      println(io.stdout, USAGE);
+      return 0;
+    }
+    expectPositionals('serve', p, 0, 0, 'no positional arguments');
+    const flags: ConfigInput = {};
+    const set = (key: keyof ConfigInput, name: string) => {
+      const v = str(p, name);
+      if (v !== undefined) flags[key] = v;
+    };
+    set('dataDir', 'data');
+    set('port', 'port');
+    set('host', 'host');
+    set('tor', 'tor');
+    set('powBits', 'pow-bits');
+    set('allowedTables', 'allowed-tables');
+    const file = str(p, 'config');
+    const config = loadConfig({ flags, env: io.env, ...(file !== undefined ? { file } : {}) });
+
+    const log = createLogger((line) => io.stderr.write(line + '\n'));
+    // Listen for stop requests before starting, so a signal during startup is not lost.
+    const stop = io.stopSignal();
+    // Loaded here, not at the top: client commands should not pay for the store and its native module.
+    const { startNode } = await import('../node/node.js');
+    const node = await startNode(config, { log });
+    println(io.stdout, `p2pdb node listening on ${node.url}`);
+    println(io.stdout, `  data ${config.dataDir}, proof of work ${config.powBits} bits, tables ${config.allowedTables === '*' ? '*' : config.allowedTables.length}`);
+    if (config.tor === 'off') {
+      println(io.stdout, '  Tor is off: the node is reachable on loopback only, not by peers.');
+    }
+    const signal = await stop;
+    println(io.stdout, `${signal}: stopping`);
+    await node.close();
+    println(io.stdout, 'stopped');
+    return 0;
+  },
+};

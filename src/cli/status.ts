@@ -1,0 +1,56 @@
+/** `p2pdb status`: what the node says about itself, and what the keyring holds (no secrets). */
+import { P2pdbError } from '../errors.js';
+import { COMMON_CLIENT_HELP, NODE_OPTION, expectPositionals, flag, nodeApi, openKeyring, parse, println, type Command } from './context.js';
+
+const USAGE = `usage: p2pdb status
+
+Shows the node's /hello/ summary and the keyring summary. Never shows key material.
+
+options:
+${COMMON_CLIENT_HELP}`;
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: "the node's summary and the keyring's",
+  usage: USAGE,
+  async run(args, io) {
+    const p = parse('status', args, NODE_OPTION);
+    if (flag(p, 'help')) {
+      println(io.stdout, USAGE);
+      return 0;
+    }
+    expectPositionals('status', p, 0, 0, 'no arguments');
+    const api = nodeApi(io, p);
+    let nodeError: P2pdbError | undefined;
+    println(io.stdout, `node ${api.baseUrl}`);
+    try {
+      const hello = await api.hello();
+      println(io.stdout, `  protocol       ${hello.protocol} (${hello.software})`);
+      println(io.stdout, `  tables         ${hello.tables === '*' ? 'all (*)' : `${hello.tables.length} mirrored`}`);
+      if (hello.tables !== '*') for (const t of hello.tables) println(io.stdout, `                 ${t}`);
+      println(io.stdout, `  proof of work  ${hello.pow_bits} bits`);
+      const l = hello.limits;
+      println(io.stdout, `  limits         payload ${l.max_payload_bytes} B, body ${l.max_body_bytes} B, batch ${l.max_batch_entries} entries, clock skew ${Math.round(l.max_future_skew_ms / 1000)} s`);
+    } catch (e) {
+      if (!(e instanceof P2pdbError)) throw e;
+      nodeError = e;
+      println(io.stdout, `  unavailable: ${e.message}`);
+    }
+
+    const keyring = await openKeyring(io);
+    const keys = keyring.list();
+    println(io.stdout, `keyring ${keyring.file}${keyring.exists ? '' : ' (not created yet: run p2pdb init)'}`);
+    if (keyring.exists) {
+      const kdf = keyring.kdfParams;
+      println(io.stdout, `  passphrase     ${kdf ? `set (scrypt N=${kdf.N} r=${kdf.r} p=${kdf.p})` : 'not set yet'}`);
+      println(io.stdout, `  keys           ${keys.length} (${keys.filter((k) => k.hasPrivate).length} with private key)`);
+      const width = Math.max(0, ...keys.map((k) => k.name.length));
+      for (const k of keys) println(io.stdout, `    ${k.name.padEnd(width)}  ${k.fingerprint.slice(0, 16)}  ${k.hasPrivate ? 'private' : 'public'}`);
+    }
+    if (nodeError) {
+      println(io.stderr, `error [${nodeError.code}]: ${nodeError.message}`);
+      return 1;
+    }
+    return 0;
+  },
+};

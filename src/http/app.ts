@@ -1,0 +1,36 @@
+/** The node's Koa application: a small core of middleware, then one router per concern. */
+import Koa from 'koa';
+import type { NodeConfig } from '../config/config.js';
+import type { Ingestor } from '../ingest/ingest.js';
+import type { EntryStore } from '../store/types.js';
+import type { Logger } from '../util/log.js';
+import { errorMiddleware, hardeningHeaders } from './errors.js';
+import { getRoutes } from './routes/get.js';
+import { helloInfo, helloRoutes } from './routes/hello.js';
+import { putRoutes } from './routes/put.js';
+
+export interface AppDeps {
+  config: NodeConfig;
+  store: EntryStore;
+  ingestor: Ingestor;
+  log: Logger;
+  software: string;
+  now?: () => number;
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  app.silent = true; // errors are logged by errorMiddleware, without request data
+  app.use(errorMiddleware(deps.log));
+  app.use(hardeningHeaders());
+  for (const router of [
+    helloRoutes(helloInfo(deps.config, deps.software)),
+    putRoutes(deps.ingestor, deps.config),
+    getRoutes(deps.store, deps.now),
+  ]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: true }));
+  }
+  return app;
+}

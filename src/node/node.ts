@@ -1,0 +1,119 @@
+/** Assembles a node from its parts: config → store → ingest → HTTP on loopback. */
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import path from 'node:path';
+import { isLoopback, type NodeConfig } from '../config/config.js';
+import type { EntryPolicy } from '../entry/validate.js';
+import { fail } from '../errors.js';
+import { createApp } from '../http/app.js';
+import { Ingestor } from '../ingest/ingest.js';
+import { openStore } from '../store/sqlite-store.js';
+import type { EntryStore } from '../store/types.js';
+import { createLogger, type Logger } from '../util/log.js';
+import { SOFTWARE } from './version.js';
+
+export interface RunningNode {
+  url: string;
+  host: string;
+  port: number;
+  config: NodeConfig;
+  store: EntryStore;
+  close(): Promise<void>;
+}
+
+export interface StartNodeOptions {
+  log?: Logger;
+  now?: () => number;
+}
+
+export function policyFromConfig(config: NodeConfig): EntryPolicy {
+  return {
+    allowedTables: config.allowedTables === '*' ? '*' : new Set(config.allowedTables),
+    powBits: config.powBits,
+    maxPayloadBytes: config.maxPayloadBytes,
+    maxFutureSkewMs: config.maxFutureSkewMs,
+  };
+}
+
+export function databaseFile(config: NodeConfig): string {
+  return path.join(config.dataDir, 'p2pdb.sqlite');
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/**
+ * Requests Node's HTTP parser rejects (truncated bodies, bad framing, huge headers) never
+ * reach Koa; answer them in the same JSON error shape instead of Node's bare 400.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooBig ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  const body = JSON.stringify({
+    error: tooBig
+      ? { code: 'payload_too_large', message: 'request headers are too large' }
+      : { code: 'malformed', message: 'the request could not be parsed (truncated or badly framed)' },
+  });
+  socket.end(
+    `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<RunningNode> {
+  const log = opts.log ?? createLogger();
+  // Checked again here, not only in config parsing: nothing may open a non-loopback listener.
+  if (!isLoopback(config.host)) fail('config_invalid', `refusing to listen on ${config.host}: loopback only`);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = await openStore({ filename: databaseFile(config), durability: config.durability });
+  const ingestor = new Ingestor({ store, policy: policyFromConfig(config), ...(opts.now ? { now: opts.now } : {}) });
+  const app = createApp({ config, store, ingestor, log, software: SOFTWARE, ...(opts.now ? { now: opts.now } : {}) });
+
+  const server = createServer(app.callback());
+  server.on('clientError', answerClientError);
+  // Slow or stalled clients must not pin sockets forever (a hidden service gets many).
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 120_000;
+  server.keepAliveTimeout = 10_000;
+  let address: AddressInfo;
+  try {
+    address = await listen(server, config.port, config.host);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  log.info('node listening', { url, tor: config.tor, pow_bits: config.powBits, tables: config.allowedTables === '*' ? '*' : config.allowedTables.length });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    host: address.address,
+    port: address.port,
+    config,
+    store,
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

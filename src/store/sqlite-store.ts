@@ -1,0 +1,150 @@
+/**
+ * The entry store on SQLite (knex + sqlite3): opens the file, migrates it, and wires the
+ * single writer (group commit on one held connection) and the reader pool together.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import type { ValidEntry } from '../entry/validate.js';
+import { isP2pdbError, P2pdbError } from '../errors.js';
+import { GroupCommit } from './group-commit.js';
+import { KeyDirectory } from './keys.js';
+import { migrationSource } from './migrations.js';
+import { pragmaSql, type ConnectionSettings, type Durability } from './pragmas.js';
+import { EntryReader } from './reader.js';
+import type { Database } from './sqlite.js';
+import type { EntryFilter, EntryPage, EntryStore, InsertOutcome, TableCount } from './types.js';
+import { EntryWriter } from './writer.js';
+
+export interface StoreOptions {
+  filename: string;
+  /** 'full' (default): fsync at every commit. 'normal': survives crashes, not power loss. */
+  durability?: Durability;
+  /** Page cache per connection, MiB (default 256). */
+  cacheMiB?: number;
+  /** Tuning knobs with measured defaults; benchmarks and tests override them. */
+  walAutocheckpointPages?: number;
+  /** Most entries per group-commit transaction (a single larger insert() call still commits whole). */
+  maxBatchEntries?: number;
+  readConnections?: number;
+  /** Source of received_at (ms); injectable so tests can control time. */
+  clock?: () => number;
+}
+
+export const STORE_DEFAULTS = {
+  durability: 'full' as Durability,
+  cacheMiB: 256,
+  // Measured at 1 M rows (scripts/bench/store.ts): see the report in docs or the bench output.
+  walAutocheckpointPages: 16_000,
+  maxBatchEntries: 2000,
+  readConnections: 2,
+  busyTimeoutMs: 5000,
+};
+
+type AfterCreate = (conn: Database, done: (err: Error | null, conn: Database) => void) => void;
+
+function afterCreate(settings: ConnectionSettings): AfterCreate {
+  return (conn, done) => conn.exec(pragmaSql(settings), (err) => done(err, conn));
+}
+
+function asStoreError(err: unknown): P2pdbError {
+  if (isP2pdbError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return Object.assign(new P2pdbError('internal', `store write failed: ${message}`), { cause: err });
+}
+
+export class SqliteEntryStore implements EntryStore {
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly writeKnex: Knex,
+    private readonly writeConn: Database,
+    private readonly readKnex: Knex,
+    private readonly writer: EntryWriter,
+    private readonly reader: EntryReader,
+    private readonly queue: GroupCommit<ValidEntry, InsertOutcome>,
+  ) {}
+
+  async insert(entries: ValidEntry[]): Promise<InsertOutcome[]> {
+    if (this.closing) throw new P2pdbError('internal', 'the store is closed');
+    if (entries.length === 0) return [];
+    return this.queue.submit(entries);
+  }
+
+  query(filter: EntryFilter): Promise<EntryPage> {
+    return this.reader.query(filter);
+  }
+
+  /** EXPLAIN QUERY PLAN lines of the statements query(filter) runs (diagnostics and tests). */
+  explain(filter: EntryFilter): Promise<string[]> {
+    return this.reader.explain(filter);
+  }
+
+  async count(): Promise<number> {
+    const [row] = await this.readKnex.raw<{ entries: number }[]>('SELECT entries FROM entry_totals WHERE id = 1');
+    return row?.entries ?? 0;
+  }
+
+  async countByTable(): Promise<TableCount[]> {
+    return this.readKnex.raw<TableCount[]>(
+      'SELECT fingerprint, entry_count AS count FROM table_keys WHERE entry_count > 0 ORDER BY id',
+    );
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.queue.idle();
+      await this.writer.close();
+      await this.readKnex.destroy();
+      // Released last: closing the last connection checkpoints the WAL into the file.
+      this.writeKnex.client.releaseConnection(this.writeConn);
+      await this.writeKnex.destroy();
+    })();
+    return this.closing;
+  }
+}
+
+export async function openStore(opts: StoreOptions): Promise<SqliteEntryStore> {
+  const filename = path.resolve(opts.filename);
+  await mkdir(path.dirname(filename), { recursive: true });
+  const base = {
+    durability: opts.durability ?? STORE_DEFAULTS.durability,
+    cacheMiB: opts.cacheMiB ?? STORE_DEFAULTS.cacheMiB,
+    walAutocheckpointPages: opts.walAutocheckpointPages ?? STORE_DEFAULTS.walAutocheckpointPages,
+    busyTimeoutMs: STORE_DEFAULTS.busyTimeoutMs,
+  };
+  const connect = (role: ConnectionSettings['role'], max: number): Knex =>
+    knexFactory({
+      client: 'sqlite3',
+      connection: { filename },
+      useNullAsDefault: true,
+      pool: { min: 1, max, afterCreate: afterCreate({ ...base, role }) },
+    });
+
+  // One connection writes (SQLite has one writer); it runs the migrations, then is held.
+  const writeKnex = connect('writer', 1);
+  let readKnex: Knex | undefined;
+  try {
+    await writeKnex.migrate.latest({ migrationSource });
+    const writeConn = (await writeKnex.client.acquireConnection()) as Database;
+    readKnex = connect('reader', Math.max(1, opts.readConnections ?? STORE_DEFAULTS.readConnections));
+    const keys = new KeyDirectory();
+    const writer = new EntryWriter({ db: writeConn, keys, clock: opts.clock ?? Date.now });
+    const reader = new EntryReader(readKnex, keys);
+    const queue = new GroupCommit<ValidEntry, InsertOutcome>(
+      async (calls) => {
+        try {
+          return await writer.write(calls);
+        } catch (err) {
+          throw asStoreError(err);
+        }
+      },
+      opts.maxBatchEntries ?? STORE_DEFAULTS.maxBatchEntries,
+    );
+    return new SqliteEntryStore(writeKnex, writeConn, readKnex, writer, reader, queue);
+  } catch (err) {
+    await readKnex?.destroy();
+    await writeKnex.destroy();
+    throw err;
+  }
+}

@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { DEFAULT_SCRYPT, KEYRING_FILE, Keyring, defaultHome, type PassphraseRequest } from '../src/client/keyring.js';
+import { passphraseSource } from '../src/client/passphrase.js';
+import { exportPrivatePem, generateRsaKeyPair } from '../src/crypto/keys.js';
+import { P2pdbError } from '../src/errors.js';
+import { tempDir } from './helpers/tmp.js';
+
+const PASS = 'correct horse battery staple';
+
+/** A passphrase source that records how often and why it was asked. */
+function recordingSource(passphrase = PASS) {
+  const calls: PassphraseRequest[] = [];
+  return {
+    calls,
+    source: async (r: PassphraseRequest) => {
+      calls.push(r);
+      return passphrase;
+    },
+  };
+}
+
+const refuse = async (): Promise<string> => {
+  throw new Error('the passphrase must not be needed here');
+};
+
+function code(e: unknown): string {
+  assert.ok(e instanceof P2pdbError, `expected a P2pdbError, got ${String(e)}`);
+  return e.code;
+}
+
+function keyringFiles(home: string): string {
+  return readdirSync(home)
+    .map((f) => readFileSync(path.join(home, f), 'latin1'))
+    .join('\n');
+}
+
+/** The base64 body of a PEM, without armour and line breaks. */
+function pemBody(pem: string): string {
+  return pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+}
+
+describe('keyring', () => {
+  test('private keys are encrypted at rest; files are private; no temp files linger', async () => {
+    const home = path.join(tempDir('p2pdb-keyring-'), 'home');
+    const kr = await Keyring.open({ home, passphrase: recordingSource().source });
+    assert.equal(kr.exists, false);
+    const key = await kr.generate('table');
+    const pem = await kr.exportPrivatePem('table');
+    const pkcs1 = createPrivateKey(pem).export({ type: 'pkcs1', format: 'pem' }).toString();
+    const der = createPrivateKey(pem).export({ type: 'pkcs8', format: 'der' });
+
+    const stored = keyringFiles(home);
+    assert.ok(!stored.includes('PRIVATE KEY'), 'no PEM armour of a private key');
+    for (const body of [pemBody(pem), pemBody(pkcs1)]) {
+      assert.ok(!stored.includes(body), 'the base64 body of the private key is not in the file');
+      assert.ok(!stored.includes(body.slice(64, 128)), 'not even one line of it');
+    }
+    assert.ok(!stored.includes(der.subarray(40, 72).toString('latin1')), 'nor raw DER bytes');
+    assert.ok(!stored.includes(der.subarray(40, 72).toString('hex')), 'nor its hex');
+    assert.ok(stored.includes(key.fingerprint), 'the public part is in the clear');
+
+    assert.equal(statSync(home).mode & 0o777, 0o700);
+    assert.equal(statSync(path.join(home, KEYRING_FILE)).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(home), [KEYRING_FILE]);
+
+    const doc = JSON.parse(readFileSync(path.join(home, KEYRING_FILE), 'utf8'));
+    assert.equal(doc.kdf.name, 'scrypt');
+    assert.deepEqual({ N: doc.kdf.N, r: doc.kdf.r, p: doc.kdf.p }, DEFAULT_SCRYPT);
+    assert.equal(Buffer.from(doc.kdf.salt, 'base64').length, 32);
+  });
+
+  test('an existing home directory readable by others is tightened to 0700', async () => {
+    const home = tempDir('p2pdb-keyring-');
+    (await import('node:fs')).chmodSync(home, 0o755);
+    const kr = await Keyring.open({ home, passphrase: recordingSource().source });
+    await kr.init();
+    assert.equal(statSync(home).mode & 0o777, 0o700);
+  });
+
+  test('a wrong passphrase is keyring_bad_passphrase; the right one unlocks', async () => {
+    const home = tempDir('p2pdb-keyring-');
+    const kr = await Keyring.open({ home, passphrase: recordingSource().source });
+    await kr.generate('alice');
+
+    const wrong = await Keyring.open({ home, passphrase: recordingSource('not the passphrase').source });
+    await assert.rejects(wrong.privateKey('alice'), (e) => code(e) === 'keyring_bad_passphrase');
+    await assert.rejects(wrong.exportPrivatePem('alice'), (e) => code(e) === 'keyring_bad_passphrase');
+    await assert.rejects(wrong.generate('bob'), (e) => code(e) === 'keyring_bad_passphrase');
+    assert.deepEqual(
+      (await Keyring.open({ home, passphrase: refuse })).list().map((k) => k.name),
+      ['alice'],
+      'a failed unlock changed nothing',
+    );
+
+    const right = await Keyring.open({ home, passphrase: recordingSource().source });
+    const priv = await right.privateKey('alice');
+    assert.equal(priv.type, 'private');
+  });
+
+  test('listing, resolving and exporting public keys need no passphrase', async () => {
+    const home = tempDir('p2pdb-keyring-');
+    const setup = await Keyring.open({ home, passphrase: recordingSource().source });
+    const alice = await setup.generate('alice');
+    const pair = await generateRsaKeyPair();
+    const bob = await setup.importPem('bob', pair.publicKey);
+
+    const kr = await Keyring.open({ home, passphrase: refuse });
+    assert.deepEqual(
+      kr.list().map((k) => [k.name, k.hasPrivate]),
+      [['alice', true], ['bob', false]],
+    );
+    assert.equal(kr.exportPublicPem('bob'), pair.publicKey);
+    assert.equal(kr.resolve('alice').fingerprint, alice.fingerprint);
+    assert.equal(kr.resolve(bob.fingerprint).name, 'bob');
+    assert.equal(kr.resolve(bob.fingerprint.slice(0, 10)).name, 'bob');
+    assert.equal(kr.resolve(bob.fingerprint.slice(0, 10).toUpperCase()).name, 'bob');
+    assert.throws(() => kr.resolve(bob.fingerprint.slice(0, 3)), (e) => code(e) === 'key_not_found', 'too short a prefix');
+    assert.throws(() => kr.resolve('carol'), (e) => code(e) === 'key_not_found');
+    assert.throws(() => kr.resolve('f'.repeat(64)), (e) => code(e) === 'key_not_found');
+    await assert.rejects(kr.privateKey('bob'), (e) => code(e) === 'key_not_found', 'a public-only key has no private key');
+  });
+
+  test('import and export round-trip public, PKCS#8 and PKCS#1 keys', async () => {
+    const home = tempDir('p2pdb-keyring-');
+    const kr = await Keyring.open({ home, passphrase: recordingSource().source });
+    const a = await generateRsaKeyPair();
+    const b = await generateRsaKeyPair();
+    const pkcs1 = createPrivateKey(b.privateKey).export({ type: 'pkcs1', format: 'pem' }).toString();
+
+    const ka = await kr.importPem('a', a.privateKey);
+    const kb = await kr.importPem('b', pkcs1);
+    const pubOnly = await generateRsaKeyPair(3072);
+    const kc = await kr.importPem('c', createPublicKey(pubOnly.publicKey).export({ type: 'pkcs1', format: 'pem' }).toString());
+    assert.equal(ka.hasPrivate, true);
+    assert.equal(kb.hasPrivate, true);
+    assert.equal(kc.hasPrivate, false);
+    assert.equal(kc.bits, 3072);
+
+    // A fresh instance, so the round trip goes through the file.
+    const again = await Keyring.open({ home, passphrase: recordingSource().source });
+    assert.equal(await again.exportPrivatePem('a'), a.privateKey);
+    assert.equal(await again.exportPrivatePem('b'), exportPrivatePem(createPrivateKey(b.privateKey)));
+    assert.equal(again.exportPublicPem('a'), a.publicKey);
+    assert.equal(again.exportPublicPem('c'), pubOnly.publicKey);
+
+    await assert.rejects(again.importPem('a', b.publicKey), (e) => code(e) === 'bad_request', 'name taken');
+    await assert.rejects(again.importPem('a2', a.publicKey), (e) => code(e) === 'bad_request', 'key already present');
+    await assert.rejects(again.importPem('bad name', a.publicKey), (e) => code(e) === 'bad_request');
+    await assert.rejects(again.importPem('junk', 'not a key'), (e) => code(e) === 'bad_key');
+    const encrypted = createPrivateKey(a.privateKey)
+      .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' })
+      .toString();
+    await assert.rejects(again.importPem('enc', encrypted), (e) => code(e) === 'bad_key');
+  });
+
+  test('the passphrase is asked once per keyring, only when a secret is touched, with confirmation when set', async () => {
+    const home = tempDir('p2pdb-keyring-');
+    const first = recordingSource();
+    const kr = await Keyring.open({ home, passphrase: first.source });
+    await kr.importPem('contact', (await generateRsaKeyPair()).publicKey);
+    assert.equal(first.calls.length, 0, 'a public key needs no passphrase');
+    assert.equal(kr.hasPassphrase, false);
+    await kr.generate('me');
+    await kr.generate('table');
+    await kr.privateKey('me');
+    assert.equal(first.calls.length, 1);
+    assert.equal(first.calls[0]!.confirm, true, 'setting a passphrase asks for confirmation');
+
+    const second = recordingSource();
+    const kr2 = await Keyring.open({ home, passphrase: second.source });
+    await kr2.privateKey('me');
+    await kr2.privateKey('table');
+    assert.deepEqual(second.calls.map((c) => c.confirm), [false]);
+  });
+
+  test('a sealed private key moved to another entry fails authentication', async () => {
+    const home = tempDir('p2pdb-keyring-');
+    const kr = await Keyring.open({ home, passphrase: recordingSource().source });
+    await kr.generate('one');
+    await kr.generate('two');
+    const file = path.join(home, KEYRING_FILE);
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    [doc.keys[0].private_key, doc.keys[1].private_key] = [doc.keys[1].private_key, doc.keys[0].private_key];
+    writeFileSync(file, JSON.stringify(doc));
+    const swapped = await Keyring.open({ home, passphrase: recordingSource().source });
+    await assert.rejects(swapped.privateKey('one'), (e) => code(e) === 'malformed');
+  });
+
+  test('a keyring demanding absurd scrypt memory is refused before deriving anything', async () => {
+    const home = tempDir('p2pdb-keyring-');
+    const kr = await Keyring.open({ home, passphrase: recordingSource().source });
+    await kr.init();
+    const file = path.join(home, KEYRING_FILE);
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    doc.kdf.N = 2 ** 30;
+    writeFileSync(file, JSON.stringify(doc));
+    await assert.rejects(Keyring.open({ home, passphrase: refuse }), (e) => code(e) === 'malformed');
+  });
+
+  test('remove deletes the key and keeps the others', async () => {
+    const home = tempDir('p2pdb-keyring-');
+    const kr = await Keyring.open({ home, passphrase: recordingSource().source });
+    const one = await kr.generate('one');
+    await kr.generate('two');
+    const removed = await kr.remove(one.fingerprint.slice(0, 8));
+    assert.equal(removed.name, 'one');
+    const again = await Keyring.open({ home, passphrase: recordingSource().source });
+    assert.deepEqual(again.list().map((k) => k.name), ['two']);
+    assert.equal((await again.privateKey('two')).type, 'private');
+    assert.ok(!readFileSync(path.join(home, KEYRING_FILE), 'utf8').includes(one.fingerprint));
+  });
+
+  test('home defaults to ~/.p2pdb and follows P2PDB_HOME', () => {
+    assert.equal(defaultHome({}, '/home/u'), '/home/u/.p2pdb');
+    assert.equal(defaultHome({ P2PDB_HOME: '/srv/k' }, '/home/u'), '/srv/k');
+  });
+});
+
+describe('passphrase source', () => {
+  const request = { purpose: 'passphrase for the keyring', confirm: false };
+
+  test('takes P2PDB_PASSPHRASE', async () => {
+    const source = passphraseSource({ env: { P2PDB_PASSPHRASE: 'from env' }, input: new PassThrough(), output: new PassThrough() });
+    assert.equal(await source(request), 'from env');
+  });
+
+  test('without the variable and without a terminal it is keyring_locked, not an empty passphrase', async () => {
+    const source = passphraseSource({ env: {}, input: new PassThrough(), output: new PassThrough() });
+    await assert.rejects(source(request), (e) => code(e) === 'keyring_locked' && /P2PDB_PASSPHRASE/.test((e as Error).message));
+  });
+});
