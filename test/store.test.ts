@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -100,6 +101,39 @@ describe('SQLite entry store', () => {
     });
   });
 
+  test('migrates through knex and sets the pragmas on every connection', async () => {
+    for (const durability of ['full', 'normal'] as const) {
+      await withStore({ durability, cacheMiB: 64, walAutocheckpointPages: 1234 }, async (store, filename) => {
+        const { writer, reader } = await store.pragmas();
+        const common = {
+          journal_mode: 'wal',
+          synchronous: durability === 'full' ? 2 : 1,
+          foreign_keys: 1,
+          busy_timeout: 5000,
+          cache_size: -64 * 1024,
+          wal_autocheckpoint: 1234,
+        };
+        assert.deepEqual(writer, { ...common, query_only: 0 });
+        assert.deepEqual(reader, { ...common, query_only: 1 });
+        const db = new sqlite3.Database(filename);
+        const names = await new Promise<string[]>((resolve, reject) =>
+          db.all<{ name: string }>('SELECT name FROM knex_migrations ORDER BY id', (err, rows) =>
+            err ? reject(err) : resolve(rows.map((r) => r.name)),
+          ),
+        );
+        await new Promise((resolve) => db.close(resolve));
+        assert.deepEqual(names, ['0001_entries']);
+      });
+    }
+  });
+
+  test('a file that is not a database is refused with a code', async () => {
+    const filename = dbFile();
+    await mkdir(path.dirname(filename), { recursive: true });
+    await writeFile(filename, Buffer.alloc(8192, 7));
+    await assert.rejects(openStore({ filename }), (e) => isP2pdbError(e) && e.code === 'internal' && /not a database/.test(e.message));
+  });
+
   test('duplicates: within a call, across calls and between concurrent calls', async () => {
     await withStore({}, async (store) => {
       const t = fakeTable();
@@ -122,6 +156,29 @@ describe('SQLite entry store', () => {
 
       assert.equal(await store.count(), 4 + 10);
       assert.deepEqual(await store.insert([]), []);
+    });
+  });
+
+  test('duplicates scattered through calls larger than one statement', async () => {
+    await withStore({}, async (store) => {
+      const t = fakeTable();
+      const recipients = [fakeRecipient(), fakeRecipient()];
+      const old = Array.from({ length: 300 }, (_, i) => fakeEntry({ table: t, to: recipients[i % 2]!, payloadBytes: 16 }));
+      await store.insert(old);
+      // 1,100 entries (chunks of 512, 512, 64, 8, 4): every fourth is an old one.
+      const mixed: ValidEntry[] = [];
+      const want: string[] = [];
+      for (let i = 0; i < 1100; i++) {
+        const isOld = i % 4 === 0 && i / 4 < old.length;
+        mixed.push(isOld ? old[i / 4]! : fakeEntry({ table: t, to: recipients[i % 2]!, payloadBytes: 16 }));
+        want.push(isOld ? 'duplicate' : 'stored');
+      }
+      assert.deepEqual(await store.insert(mixed), want);
+      assert.equal(await store.count(), 300 + 1100 - 275);
+      const seqs = (await everything(store)).map((e) => e.seq);
+      assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), 'seqs stay dense');
+      const stored = await collect(store, { ids: mixed.map((e) => e.id), limit: 1000 });
+      assert.equal(stored.length, 1100);
     });
   });
 

@@ -1,10 +1,12 @@
 // TorControl (src/tor/control.ts) against a real client tor of the private test network.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { P2pdbError } from '../src/errors.js';
 import { TorControl, type BootstrapPhase, type TorEvent } from '../src/tor/control.js';
+import { ReplyFramer } from '../src/tor/framing.js';
 import { freePort } from '../src/tor/ports.js';
 import { isV3ServiceId } from '../src/tor/socks.js';
 import type { ClientTor } from '../src/tor/testnet.js';
@@ -127,6 +129,29 @@ test('a wrong cookie is refused before anything is sent with it', async () => {
     isCode('tor_control')(err) && /did not prove/.test((err as Error).message),
   );
   assert.match(await control.getInfo('version'), /^0\.4\./, 'the good connection is unaffected');
+});
+
+test('framing holds however tor\'s bytes are chunked', async () => {
+  // Real reply bytes from this tor, read on a plain socket, then framed whole and byte by byte.
+  const cookie = await readFile(tor.cookiePath);
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const sock = net.connect(tor.controlPort, '127.0.0.1', () => {
+      sock.write(`AUTHENTICATE ${cookie.toString('hex')}\r\nGETINFO config-text version config/names\r\nGETINFO no/such/key\r\nQUIT\r\n`);
+    });
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('error', reject);
+    sock.on('close', () => resolve(Buffer.concat(chunks)));
+  });
+  const whole = new ReplyFramer().push(raw);
+  const framer = new ReplyFramer();
+  const bytewise = [...raw].flatMap((byte) => framer.push(Buffer.from([byte])));
+  assert.deepEqual(bytewise, whole);
+  assert.deepEqual(whole.map((r) => r.code), [250, 250, 552, 250]);
+  const info = whole[1]!;
+  assert.equal(info.lines.find((l) => l.text === 'config-text=')?.data, await control.getInfo('config-text'));
+  assert.equal(info.lines.find((l) => l.text === 'config/names=')?.data, await control.getInfo('config/names'));
+  assert.equal(info.lines.find((l) => l.text.startsWith('version='))?.text, `version=${await control.getInfo('version')}`);
 });
 
 test('a control port nobody listens on is a typed connect error', async () => {

@@ -41,7 +41,7 @@ export interface IngestOptions {
 export async function benchIngest(opts: IngestOptions = {}): Promise<object[]> {
   const n = opts.entries ?? 40_000;
   const batch = opts.batch ?? 500;
-  const inFlight = opts.inFlight ?? 2;
+  const inFlight = opts.inFlight ?? 4;
   const { entries } = await benchEntries(n);
   const out: object[] = [];
 

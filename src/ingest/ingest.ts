@@ -1,14 +1,17 @@
 /**
  * Ingest: the one path by which entries enter the store, for client puts and (later) sync.
- * Each item is checked in full (validate.ts) before anything is written; items that fail
- * are answered in their slot and never stored.
+ * Each item is checked in full (entry/validate.ts) before anything is written; items that
+ * fail are answered in their slot and never stored.
  */
 import { PublicKeyCache } from '../crypto/keys.js';
 import { isP2pdbError, P2pdbError } from '../errors.js';
 import { checkEntryContent, checkEntrySignature, type EntryPolicy, type ValidEntry } from '../entry/validate.js';
 import { entryFromJson } from '../entry/wire.js';
+import type { BodyKind } from './parse-body.js';
 import type { EntryStore, InsertOutcome } from '../store/types.js';
 import { toHex } from '../util/bytes.js';
+import { InlineChecker, type BodyChecker } from './check-pool.js';
+import { unpackEntries, type CheckResult } from './check-body.js';
 
 export type IngestResult =
   | { index: number; id: string; status: InsertOutcome }
@@ -17,24 +20,31 @@ export type IngestResult =
 export interface IngestDeps {
   store: EntryStore;
   policy: EntryPolicy;
-  keys?: PublicKeyCache;
+  /** Where request bodies are parsed and checked; inline when not given. */
+  checker?: BodyChecker;
   now?: () => number;
 }
 
+export interface BodyOptions {
+  kind: BodyKind;
+  maxEntries: number;
+}
+
 export class Ingestor {
-  private readonly keys: PublicKeyCache;
+  private readonly keys = new PublicKeyCache();
   private readonly now: () => number;
+  private readonly checker: BodyChecker;
 
   constructor(private readonly deps: IngestDeps) {
-    this.keys = deps.keys ?? new PublicKeyCache();
     this.now = deps.now ?? Date.now;
+    this.checker = deps.checker ?? new InlineChecker(deps.policy);
   }
 
   get policy(): EntryPolicy {
     return this.deps.policy;
   }
 
-  /** Checks one item; throws a P2pdbError naming the first check it fails. */
+  /** Checks one parsed item in this thread; throws a P2pdbError naming the first check it fails. */
   check(item: unknown, urlId?: Buffer): ValidEntry {
     if (item instanceof P2pdbError) throw item;
     const { entry, claimedId } = entryFromJson(item, this.deps.policy);
@@ -44,38 +54,67 @@ export class Ingestor {
     return valid;
   }
 
-  /** One entry, for /put/:id: a refusal is thrown so the route answers with its status. */
-  async ingestOne(item: unknown, urlId?: Buffer): Promise<{ id: string; status: InsertOutcome }> {
-    const valid = this.check(item, urlId);
-    const [status] = await this.deps.store.insert([valid]);
-    return { id: toHex(valid.id), status: status! };
+  /** One entry's body, for /put/:id: a refusal is thrown so the route answers with its status. */
+  async ingestOneBody(raw: Buffer, kind: BodyKind, urlId: Buffer): Promise<{ id: string; status: InsertOutcome }> {
+    const result = await this.checker.check({ raw, kind, urlId, maxEntries: 1, now: this.now() });
+    if (result.fatal) throw new P2pdbError(result.fatal.code, result.fatal.message);
+    const [error] = result.errors;
+    if (error) throw new P2pdbError(error.code, error.message);
+    const [only] = unpackEntries(result);
+    const [status] = await this.deps.store.insert([only!.valid]);
+    return { id: toHex(only!.valid.id), status: status! };
   }
 
-  async ingest(items: unknown[], urlId?: Buffer): Promise<IngestResult[]> {
+  /** A batch body (JSON array or NDJSON), answered entry by entry. */
+  async ingestBody(raw: Buffer, opts: BodyOptions): Promise<IngestResult[]> {
+    const result = await this.checker.check({ raw, kind: opts.kind, maxEntries: opts.maxEntries, now: this.now() });
+    if (result.fatal) throw new P2pdbError(result.fatal.code, result.fatal.message);
+    return this.store(result);
+  }
+
+  /** Parsed items, checked in this thread (for in-process callers). */
+  async ingest(items: unknown[]): Promise<IngestResult[]> {
     const results: IngestResult[] = new Array(items.length);
     const valid: ValidEntry[] = [];
     const slots: number[] = [];
-    for (let index = 0; index < items.length; index++) {
+    items.forEach((item, index) => {
       try {
-        valid.push(this.check(items[index], urlId));
+        valid.push(this.check(item));
         slots.push(index);
       } catch (e) {
         if (!isP2pdbError(e)) throw e;
-        const claimed = (items[index] as { id?: unknown } | null)?.id;
-        results[index] = {
-          index,
-          ...(typeof claimed === 'string' && /^[0-9a-f]{64}$/.test(claimed) ? { id: claimed } : {}),
-          error: e.toJSON(),
-        };
+        const claimed = (item as { id?: unknown } | null)?.id;
+        results[index] = { index, ...(typeof claimed === 'string' && /^[0-9a-f]{64}$/.test(claimed) ? { id: claimed } : {}), error: e.toJSON() };
       }
-    }
-    if (valid.length > 0) {
-      const outcomes = await this.deps.store.insert(valid);
-      for (let i = 0; i < valid.length; i++) {
-        const index = slots[i]!;
-        results[index] = { index, id: toHex(valid[i]!.id), status: outcomes[i]! };
-      }
-    }
+    });
+    await this.insertInto(results, valid, slots);
     return results;
+  }
+
+  private async store(result: CheckResult): Promise<IngestResult[]> {
+    const results: IngestResult[] = new Array(result.count);
+    for (const e of result.errors) {
+      results[e.index] = { index: e.index, ...(e.id ? { id: e.id } : {}), error: { code: e.code, message: e.message } };
+    }
+    const unpacked = unpackEntries(result);
+    await this.insertInto(
+      results,
+      unpacked.map((u) => u.valid),
+      unpacked.map((u) => u.index),
+    );
+    return results;
+  }
+
+  private async insertInto(results: IngestResult[], valid: ValidEntry[], slots: number[]): Promise<void> {
+    if (valid.length === 0) return;
+    const outcomes = await this.deps.store.insert(valid);
+    for (let i = 0; i < valid.length; i++) {
+      const index = slots[i]!;
+      results[index] = { index, id: toHex(valid[i]!.id), status: outcomes[i]! };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.checker.close();
   }
 }

@@ -8,6 +8,7 @@ import { isLoopback, type NodeConfig } from '../config/config.js';
 import type { EntryPolicy } from '../entry/validate.js';
 import { fail } from '../errors.js';
 import { createApp } from '../http/app.js';
+import { CheckPool } from '../ingest/check-pool.js';
 import { Ingestor } from '../ingest/ingest.js';
 import { openStore } from '../store/sqlite-store.js';
 import type { EntryStore } from '../store/types.js';
@@ -26,6 +27,8 @@ export interface RunningNode {
 export interface StartNodeOptions {
   log?: Logger;
   now?: () => number;
+  /** Verification worker threads; default one per core. */
+  verifyThreads?: number;
 }
 
 export function policyFromConfig(config: NodeConfig): EntryPolicy {
@@ -78,7 +81,9 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   if (!isLoopback(config.host)) fail('config_invalid', `refusing to listen on ${config.host}: loopback only`);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({ filename: databaseFile(config), durability: config.durability });
-  const ingestor = new Ingestor({ store, policy: policyFromConfig(config), ...(opts.now ? { now: opts.now } : {}) });
+  const policy = policyFromConfig(config);
+  const checker = new CheckPool(policy, opts.verifyThreads);
+  const ingestor = new Ingestor({ store, policy, checker, ...(opts.now ? { now: opts.now } : {}) });
   const app = createApp({ config, store, ingestor, log, software: SOFTWARE, ...(opts.now ? { now: opts.now } : {}) });
 
   const server = createServer(app.callback());
@@ -91,6 +96,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   try {
     address = await listen(server, config.port, config.host);
   } catch (e) {
+    await ingestor.close();
     await store.close();
     throw e;
   }
@@ -111,6 +117,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
           server.close(() => resolve());
           server.closeIdleConnections();
         });
+        await ingestor.close();
         await store.close();
       })();
       return closing;

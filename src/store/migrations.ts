@@ -29,7 +29,7 @@
  * - received_at is not indexed. It never decreases with seq (the writer stamps
  *   max(now, last received_at)), so received_seconds maps each second that saw a commit to
  *   the first seq stored in it, written in the insert transaction; receivedSince becomes a
- *   seq lower bound found by one primary-key lookup plus a scan of at most one second.
+ *   seq lower bound: one primary-key lookup there, then a binary search by seq (reader.ts).
  * - Counts are kept incrementally in the insert transaction (table_keys.entry_count and
  *   entry_totals), because COUNT(*) scans: ~105 ms per million rows grouped by table.
  * - Columns: small fixed-size ones first, blobs last, so filters read the row's head only.

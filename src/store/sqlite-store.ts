@@ -12,7 +12,7 @@ import { KeyDirectory } from './keys.js';
 import { migrationSource } from './migrations.js';
 import { pragmaSql, type ConnectionSettings, type Durability } from './pragmas.js';
 import { EntryReader } from './reader.js';
-import type { Database } from './sqlite.js';
+import { all, type Database } from './sqlite.js';
 import type { EntryFilter, EntryPage, EntryStore, InsertOutcome, TableCount } from './types.js';
 import { EntryWriter } from './writer.js';
 
@@ -34,8 +34,11 @@ export interface StoreOptions {
 export const STORE_DEFAULTS = {
   durability: 'full' as Durability,
   cacheMiB: 256,
-  // Measured at 1 M rows (scripts/bench/store.ts): see the report in docs or the bench output.
-  walAutocheckpointPages: 16_000,
+  // Measured at 1 M rows, 200k inserts in calls of 500, 4 in flight (bench/store.ts --ckpt N):
+  // 1,000 pages 12k/s, 4,000 12.7k/s, 16,000 15.5–16k/s, 64,000 18–19.8k/s, 128,000 19.5k/s.
+  // Bigger intervals coalesce rewrites of the same index pages; the price is a WAL of up to
+  // ~250 MiB and one commit in ~40k that copies it (~0.5 s at 64,000 pages).
+  walAutocheckpointPages: 64_000,
   maxBatchEntries: 2000,
   readConnections: 2,
   busyTimeoutMs: 5000,
@@ -47,10 +50,10 @@ function afterCreate(settings: ConnectionSettings): AfterCreate {
   return (conn, done) => conn.exec(pragmaSql(settings), (err) => done(err, conn));
 }
 
-function asStoreError(err: unknown): P2pdbError {
+function asStoreError(err: unknown, what: string): P2pdbError {
   if (isP2pdbError(err)) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return Object.assign(new P2pdbError('internal', `store write failed: ${message}`), { cause: err });
+  return Object.assign(new P2pdbError('internal', `${what}: ${message}`), { cause: err });
 }
 
 export class SqliteEntryStore implements EntryStore {
@@ -89,6 +92,20 @@ export class SqliteEntryStore implements EntryStore {
     return this.readKnex.raw<TableCount[]>(
       'SELECT fingerprint, entry_count AS count FROM table_keys WHERE entry_count > 0 ORDER BY id',
     );
+  }
+
+  /** Effective pragmas of the writer connection and of a reader (diagnostics and tests). */
+  async pragmas(): Promise<{ writer: Record<string, unknown>; reader: Record<string, unknown> }> {
+    const names = ['journal_mode', 'synchronous', 'foreign_keys', 'busy_timeout', 'cache_size', 'wal_autocheckpoint', 'query_only'];
+    const writer: Record<string, unknown> = {};
+    const reader: Record<string, unknown> = {};
+    for (const name of names) {
+      const [w] = await all<Record<string, unknown>>(this.writeConn, `PRAGMA ${name}`);
+      const [r] = await this.readKnex.raw<Record<string, unknown>[]>(`PRAGMA ${name}`);
+      writer[name] = w && Object.values(w)[0];
+      reader[name] = r && Object.values(r)[0];
+    }
+    return { writer, reader };
   }
 
   close(): Promise<void> {
@@ -136,7 +153,7 @@ export async function openStore(opts: StoreOptions): Promise<SqliteEntryStore> {
         try {
           return await writer.write(calls);
         } catch (err) {
-          throw asStoreError(err);
+          throw asStoreError(err, 'store write failed');
         }
       },
       opts.maxBatchEntries ?? STORE_DEFAULTS.maxBatchEntries,
@@ -145,6 +162,6 @@ export async function openStore(opts: StoreOptions): Promise<SqliteEntryStore> {
   } catch (err) {
     await readKnex?.destroy();
     await writeKnex.destroy();
-    throw err;
+    throw asStoreError(err, `cannot open the store ${filename}`);
   }
 }

@@ -31,8 +31,6 @@ export interface WriterDeps {
 
 export class EntryWriter {
   private readonly statements = new Map<number, Statement>();
-  /** Highest seq in the open transaction. */
-  private maxSeq = 0;
 
   constructor(private readonly deps: WriterDeps) {}
 
@@ -62,7 +60,7 @@ export class EntryWriter {
         'SELECT seq, received_at FROM entries ORDER BY seq DESC LIMIT 1',
       );
       const seqBefore = last?.seq ?? 0;
-      this.maxSeq = seqBefore;
+      const tail = { seq: seqBefore };
       // received_at never decreases with seq, even if the wall clock steps back.
       const receivedAt = Math.max(this.deps.clock(), last?.received_at ?? 0);
       const keyIds = await this.keyIds(candidates, createdKeys);
@@ -72,7 +70,7 @@ export class EntryWriter {
         const size = chunkSize(candidates.length - offset);
         const chunk = candidates.slice(offset, offset + size);
         offset += size;
-        const storedFlags = await this.insertChunk(chunk, keyIds, receivedAt);
+        const storedFlags = await this.insertChunk(chunk, keyIds, receivedAt, tail);
         chunk.forEach((c, i) => {
           if (!storedFlags[i]) return;
           outcomes[c.call]![c.index] = 'stored';
@@ -132,8 +130,16 @@ export class EntryWriter {
     return ids;
   }
 
-  /** Inserts one chunk; returns, per row, whether it was stored (false: the id was already there). */
-  private async insertChunk(chunk: Candidate[], keyIds: Map<string, number>, receivedAt: number): Promise<boolean[]> {
+  /**
+   * Inserts one chunk; returns, per row, whether it was stored (false: the id was already
+   * there). `tail` is the highest seq so far in this transaction, advanced here.
+   */
+  private async insertChunk(
+    chunk: Candidate[],
+    keyIds: Map<string, number>,
+    receivedAt: number,
+    tail: { seq: number },
+  ): Promise<boolean[]> {
     const params: unknown[] = new Array(chunk.length * PARAMS_PER_ROW);
     let p = 0;
     for (const { entry: v } of chunk) {
@@ -147,9 +153,9 @@ export class EntryWriter {
       params[p++] = v.entry.signature;
       params[p++] = v.entry.proof;
     }
-    const before = this.maxSeq;
+    const before = tail.seq;
     const { changes, lastID } = await runStatement(await this.statement(chunk.length), params);
-    if (changes > 0) this.maxSeq = lastID;
+    if (changes > 0) tail.seq = lastID;
     if (changes === chunk.length) return chunk.map(() => true);
     if (changes === 0) return chunk.map(() => false);
     // Some ids existed: the rows this statement added are exactly those past the old maximum seq.

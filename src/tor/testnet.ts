@@ -6,7 +6,7 @@
  * One network can serve many test processes: describe() gives a JSON-able description and
  * attachTestnet() starts client tors against a network another process runs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -129,24 +129,29 @@ export async function startTestnet(opts: TestnetOptions = {}): Promise<Testnet> 
       relays,
     };
     const routers = [...authorities.map((r) => ({ r, role: 'authority' as const })), ...relays.map((r) => ({ r, role: 'relay' as const }))];
-    const controls = await Promise.all(
-      routers.map(async ({ r, role }) => {
-        const torrc = templates.render([templates.node, templates.network, templates[role]], {
-          DATA_DIR: r.dataDir,
-          NICKNAME: r.nickname,
-          CONTROL_PORT: r.controlPort,
-          OWNER_PID: process.pid,
-          DIR_AUTHORITY: description.dirAuthorities,
-          OR_PORT: r.orPort,
-          DIR_PORT: r.dirPort ?? 0,
-        });
-        const proc = spawnTor({ name: r.nickname, torrcPath: await writeTorrc(r.dataDir, torrc), dir: r.dataDir, ...(opts.log ? { log: opts.log } : {}) });
-        processes.push(proc);
-        return waitForControl(proc, r.controlPort);
-      }),
-    );
+    const launch = ({ r, role }: (typeof routers)[number]) => {
+      const torrc = templates.render([templates.node, templates.network, templates[role]], {
+        DATA_DIR: r.dataDir,
+        NICKNAME: r.nickname,
+        CONTROL_PORT: r.controlPort,
+        OWNER_PID: process.pid,
+        DIR_AUTHORITY: description.dirAuthorities,
+        OR_PORT: r.orPort,
+        DIR_PORT: r.dirPort ?? 0,
+      });
+      const proc = spawnTor({ name: r.nickname, torrcPath: writeTorrcSync(r.dataDir, torrc), dir: r.dataDir, ...(opts.log ? { log: opts.log } : {}) });
+      processes.push(proc);
+      return waitForControl(proc, r.controlPort);
+    };
+    const deadline = Date.now() + (opts.timeoutMs ?? 180_000);
+    const controls: TorControl[] = [];
     try {
-      await waitForConsensus(controls, routers.map(({ r }) => r.nickname), processes, opts.timeoutMs ?? 180_000);
+      // Relays start once a consensus exists: started earlier, their fetches get 404s and tor's
+      // exponential download backoff then left some idle for 30-60 s (measured).
+      controls.push(...(await Promise.all(routers.filter((x) => x.role === 'authority').map(launch))));
+      await waitForFirstConsensus(controls[0]!, processes, deadline - Date.now());
+      controls.push(...(await Promise.all(routers.filter((x) => x.role === 'relay').map(launch))));
+      await waitForConsensus(controls, routers.map(({ r }) => r.nickname), processes, deadline - Date.now());
     } finally {
       for (const c of controls) c.close();
     }
@@ -255,6 +260,18 @@ function clientSide(
   };
 }
 
+async function waitForFirstConsensus(control: TorControl, processes: TorProcess[], timeoutMs: number): Promise<void> {
+  await waitFor(
+    async (note) => {
+      const dead = processes.find((p) => !p.isRunning());
+      if (dead) fail('tor_process', `tor ${dead.name} exited while the network started:\n${dead.logTail()}`);
+      const consensus = await control.getInfo('ns/all').catch((err: Error) => (note(err.message), ''));
+      return consensus.startsWith('r ') || consensus.includes('\nr ');
+    },
+    { timeoutMs, intervalMs: 250, what: 'waiting for the first consensus' },
+  );
+}
+
 /**
  * The network is usable once the first authority's consensus lists every router as a running,
  * valid guard and HSDir (onion services need HSDirs, clients need guards) and every router has
@@ -343,5 +360,11 @@ async function makeDataDir(parent: string, name: string): Promise<string> {
 async function writeTorrc(dataDir: string, torrc: string): Promise<string> {
   const file = path.join(dataDir, 'torrc');
   await writeFile(file, torrc + '\n');
+  return file;
+}
+
+function writeTorrcSync(dataDir: string, torrc: string): string {
+  const file = path.join(dataDir, 'torrc');
+  writeFileSync(file, torrc + '\n');
   return file;
 }

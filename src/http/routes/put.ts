@@ -1,8 +1,7 @@
 import Router from '@koa/router';
 import type { Ingestor } from '../../ingest/ingest.js';
 import { fromHex } from '../../util/bytes.js';
-import { bodyKind, parseBatch, parseSingle, readBody } from '../body.js';
-import { normaliseSeedFields } from '../seed-compat.js';
+import { bodyKind, readBody } from '../body.js';
 
 export interface PutLimits {
   maxBodyBytes: number;
@@ -22,9 +21,7 @@ export function putRoutes(ingestor: Ingestor, limits: PutLimits): Router {
     const urlId = fromHex(ctx.params.id, 32, 'id in the URL');
     const kind = bodyKind(ctx.get('content-type') || undefined);
     const raw = await readBody(ctx.req, Math.min(limits.maxBodyBytes, singleBodyLimit(limits.maxPayloadBytes)));
-    let item = parseSingle(raw, kind);
-    if (kind === 'form') item = normaliseSeedFields(item as Record<string, unknown>);
-    const result = await ingestor.ingestOne(item, urlId);
+    const result = await ingestor.ingestOneBody(raw, kind, urlId);
     ctx.status = result.status === 'stored' ? 201 : 200;
     ctx.body = { status: result.status, id: result.id };
   });
@@ -32,8 +29,7 @@ export function putRoutes(ingestor: Ingestor, limits: PutLimits): Router {
   router.post('/put/', async (ctx) => {
     const kind = bodyKind(ctx.get('content-type') || undefined);
     const raw = await readBody(ctx.req, limits.maxBodyBytes);
-    const items = parseBatch(raw, kind, limits.maxBatchEntries);
-    const results = await ingestor.ingest(items);
+    const results = await ingestor.ingestBody(raw, { kind, maxEntries: limits.maxBatchEntries });
     let stored = 0;
     let duplicates = 0;
     for (const r of results) {
