@@ -42,7 +42,10 @@ async function main(): Promise<void> {
     const { resolveConfig } = await import('../../src/config/config.js');
     const { startNode } = await import('../../src/node/node.js');
     const { silentLogger } = await import('../../src/util/log.js');
-    const node = await startNode(resolveConfig({ dataDir, port: 0, powBits: Number(bits), maxBatchEntries: 5000 }), { log: silentLogger });
+    const node = await startNode(resolveConfig({ dataDir, port: 0, powBits: Number(bits), maxBatchEntries: 5000 }), {
+      log: silentLogger,
+      ...(process.env.BENCH_VERIFY_THREADS ? { verifyThreads: Number(process.env.BENCH_VERIFY_THREADS) } : {}),
+    });
     process.on('SIGTERM', () => void node.close().then(() => process.exit(0)));
     process.stdout.write(JSON.stringify({ url: node.url }) + '\n');
   } else if (mode === 'bare-koa') {

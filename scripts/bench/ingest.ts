@@ -77,11 +77,16 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<object[]> {
       const node = await spawnChild(['node', dir, String(BENCH_POW_BITS)]);
       const bodies: Buffer[] = [];
       for (let i = 0; i < entries.length; i += batch) bodies.push(Buffer.from(JSON.stringify(entries.slice(i, i + batch))));
-      const res = await runLoad(node.url, (i) => ({ method: 'POST', path: '/put/', body: bodies[i]! }), bodies.length, inFlight);
+      // The first tenth warms the node (workers, key caches, SQLite's page cache) and is not counted.
+      const warm = Math.max(1, Math.floor(bodies.length / 10));
+      await runLoad(node.url, (i) => ({ method: 'POST', path: '/put/', body: bodies[i]! }), warm, inFlight);
+      const measured = bodies.slice(warm);
+      const res = await runLoad(node.url, (i) => ({ method: 'POST', path: '/put/', body: measured[i]! }), measured.length, inFlight);
+      const counted = measured.reduce((n, b) => n + (b === bodies[bodies.length - 1] ? entries.length - (bodies.length - 1) * batch : batch), 0);
       await node.stop();
       rmSync(dir, { recursive: true, force: true });
-      if (res.statuses['200'] !== bodies.length) throw new Error(`batched puts answered ${JSON.stringify(res.statuses)}`);
-      out.push({ bench: 'ingest', via: 'http-batch', stored_before: stored, entries: n, batch, in_flight: inFlight, seconds: res.seconds, entries_per_s: round(n / res.seconds), batch_p50_ms: res.p50_ms, batch_p99_ms: res.p99_ms });
+      if (res.statuses['200'] !== measured.length) throw new Error(`batched puts answered ${JSON.stringify(res.statuses)}`);
+      out.push({ bench: 'ingest', via: 'http-batch', stored_before: stored, entries: counted, warmup_entries: warm * batch, batch, in_flight: inFlight, seconds: res.seconds, entries_per_s: round(counted / res.seconds), batch_p50_ms: res.p50_ms, batch_p99_ms: res.p99_ms });
     }
   }
   return out;

@@ -40,7 +40,11 @@ export class CheckPool implements BodyChecker {
   private nextJob = 1;
   private closed = false;
 
-  constructor(private readonly policy: EntryPolicy, threads = availableParallelism()) {
+  /**
+   * One worker per core but one: the main thread (HTTP, SQLite bindings) keeps a core.
+   * On 2 cores, 1 worker measured as fast as 2 on an empty store and faster at 1 M entries.
+   */
+  constructor(private readonly policy: EntryPolicy, threads = Math.max(1, availableParallelism() - 1)) {
     for (let i = 0; i < Math.max(1, threads); i++) this.slots.push(this.spawn());
   }
 

@@ -27,7 +27,7 @@ export interface RunningNode {
 export interface StartNodeOptions {
   log?: Logger;
   now?: () => number;
-  /** Verification worker threads; default one per core. */
+  /** Verification worker threads; default one per core but one. */
   verifyThreads?: number;
 }
 

@@ -260,13 +260,14 @@ function clientSide(
   };
 }
 
+/** Resolves once the authority serves a consensus (even one listing no relay yet). */
 async function waitForFirstConsensus(control: TorControl, processes: TorProcess[], timeoutMs: number): Promise<void> {
   await waitFor(
     async (note) => {
       const dead = processes.find((p) => !p.isRunning());
       if (dead) fail('tor_process', `tor ${dead.name} exited while the network started:\n${dead.logTail()}`);
-      const consensus = await control.getInfo('ns/all').catch((err: Error) => (note(err.message), ''));
-      return consensus.startsWith('r ') || consensus.includes('\nr ');
+      const served = await control.getInfo('dir/status-vote/current/consensus-microdesc').catch((err: Error) => (note(err.message), ''));
+      return served.includes('network-status-version 3');
     },
     { timeoutMs, intervalMs: 250, what: 'waiting for the first consensus' },
   );
