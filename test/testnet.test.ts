@@ -11,7 +11,7 @@ import { freePort } from '../src/tor/ports.js';
 import { assertOnionUrl, onionServiceId, peerAgent } from '../src/tor/socks.js';
 import type { ClientTor } from '../src/tor/testnet.js';
 import { assertLoopbackTorrc, renderTorrc } from '../src/tor/torrc.js';
-import { httpGet, useTestnet, waitForOnionAnswer } from './helpers/testnet.js';
+import { httpGet, useTestnet, waitForOnionAnswer, withDeadline } from './helpers/testnet.js';
 
 const testnet = useTestnet();
 let a: ClientTor;
@@ -160,15 +160,3 @@ test('torrcs render from templates and every listener stays on 127.0.0.1', async
   }
   assert.doesNotThrow(() => assertLoopbackTorrc('SocksPort 0\nControlPort unix:/run/x/control\n# ORPort 0.0.0.0:9001\nHiddenServicePort 80 127.0.0.1:8080'));
 });
-
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -3,6 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { P2pdbError } from '../src/errors.js';
 import { TorControl, type BootstrapPhase, type TorEvent } from '../src/tor/control.js';
@@ -10,7 +11,7 @@ import { ReplyFramer } from '../src/tor/framing.js';
 import { freePort } from '../src/tor/ports.js';
 import { isV3ServiceId } from '../src/tor/socks.js';
 import type { ClientTor } from '../src/tor/testnet.js';
-import { useTestnet } from './helpers/testnet.js';
+import { useTestnet, withDeadline } from './helpers/testnet.js';
 
 const testnet = useTestnet();
 let tor: ClientTor;
@@ -154,19 +155,28 @@ test('framing holds however tor\'s bytes are chunked', async () => {
   assert.equal(info.lines.find((l) => l.text.startsWith('version='))?.text, `version=${await control.getInfo('version')}`);
 });
 
+test('password auth, over a unix-socket control port', async () => {
+  const hash = execFileSync('tor', ['--quiet', '--hash-password', 'correct horse'], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+  const net = await testnet;
+  const pw = await net.startClientTor('pw', {
+    bootstrap: false,
+    extraLines: [`HashedControlPassword ${hash}`, 'ControlPort unix:{{DATA_DIR}}/control.sock'],
+  });
+  const socketPath = path.join(pw.dataDir, 'control.sock');
+  const viaUnix = await TorControl.connect({ socketPath, password: 'correct horse' });
+  try {
+    assert.match(await viaUnix.getInfo('version'), /^0\.4\./);
+    assert.deepEqual(await viaUnix.getConf('SocksPort'), [`127.0.0.1:${pw.socksPort}`]);
+  } finally {
+    viaUnix.close();
+  }
+  await assert.rejects(TorControl.connect({ socketPath, password: 'wrong' }), (err: unknown) =>
+    isCode('tor_control')(err) && /authentication refused: 515/.test((err as Error).message),
+  );
+  await pw.stop();
+});
+
 test('a control port nobody listens on is a typed connect error', async () => {
   const closed = await freePort(); // bound and released: nothing listens there now
   await assert.rejects(TorControl.connect({ port: closed, timeoutMs: 5_000 }), isCode('tor_control'));
 });
-
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -58,11 +58,13 @@ export const serveCommand: Command = {
     // Loaded here, not at the top: client commands should not pay for the store and its native module.
     const { startNode } = await import('../node/node.js');
     const node = await startNode(config, { log });
-    println(io.stdout, `p2pdb node listening on ${node.url}`);
-    println(io.stdout, `  data ${config.dataDir}, proof of work ${config.powBits} bits, tables ${config.allowedTables === '*' ? '*' : config.allowedTables.length}`);
-    if (config.tor === 'off') {
-      println(io.stdout, '  Tor is off: the node is reachable on loopback only, not by peers.');
-    }
+    // One write, so a reader that has seen the URL has seen the rest of the banner too.
+    const banner = [
+      `p2pdb node listening on ${node.url}`,
+      `  data ${config.dataDir}, proof of work ${config.powBits} bits, tables ${config.allowedTables === '*' ? '*' : config.allowedTables.length}`,
+      ...(config.tor === 'off' ? ['  Tor is off: the node is reachable on loopback only, not by peers.'] : []),
+    ];
+    println(io.stdout, banner.join('\n'));
     const signal = await stop;
     println(io.stdout, `${signal}: stopping`);
     await node.close();

@@ -95,9 +95,18 @@ export class ControlChannel extends Duplex {
       this.shutdown(err instanceof P2pdbError ? err : new P2pdbError('tor_control', String(err)));
       return;
     }
+    // A throwing event listener must not leave later replies of this chunk unrouted: finish
+    // routing, then rethrow as an EventEmitter would.
+    let listenerError: unknown;
     for (const reply of replies) {
       if (reply.code >= 600 && reply.code < 700) {
-        for (const l of this.eventListeners) l(reply);
+        for (const l of this.eventListeners) {
+          try {
+            l(reply);
+          } catch (err) {
+            listenerError ??= err;
+          }
+        }
         continue;
       }
       const claim = this.inFlight.shift();
@@ -108,6 +117,7 @@ export class ControlChannel extends Duplex {
       this.forwardToGranax(reply);
       claim.resolve(reply);
     }
+    if (listenerError !== undefined) throw listenerError;
   }
 
   /** One reply as one chunk in the shape granax's splitter frames correctly. */

@@ -76,6 +76,9 @@ export class TorControl {
     if ((opts.port === undefined) === (opts.socketPath === undefined)) {
       fail('tor_control', 'give exactly one of port and socketPath');
     }
+    if (opts.port !== undefined && !(Number.isInteger(opts.port) && opts.port > 0 && opts.port < 65536)) {
+      fail('tor_control', `bad control port ${opts.port}`);
+    }
     const socket = new net.Socket();
     const channel = new ControlChannel(socket);
     const controller = new granax.TorController(channel, { authOnConnect: false });
@@ -121,12 +124,18 @@ export class TorControl {
    */
   async waitForBootstrap(onProgress?: (phase: BootstrapPhase) => void, timeoutMs = 120_000): Promise<BootstrapPhase> {
     let finish!: (phase: BootstrapPhase) => void;
-    const done = new Promise<BootstrapPhase>((resolve) => (finish = resolve));
+    let abort!: (err: unknown) => void;
+    const done = new Promise<BootstrapPhase>((resolve, reject) => ((finish = resolve), (abort = reject)));
+    done.catch(() => {}); // may settle before anyone awaits it (e.g. already at 100%)
     const off = this.onEvent('STATUS_CLIENT', (ev) => {
       if (!/^\S+ BOOTSTRAP /.test(ev.text)) return;
-      const phase = parseBootstrapPhase(ev.text);
-      onProgress?.(phase);
-      if (phase.progress >= 100) finish(phase);
+      try {
+        const phase = parseBootstrapPhase(ev.text);
+        onProgress?.(phase);
+        if (phase.progress >= 100) finish(phase);
+      } catch (err) {
+        abort(err);
+      }
     });
     try {
       await this.subscribe(['STATUS_CLIENT']);
@@ -140,7 +149,8 @@ export class TorControl {
           'waiting for Tor to bootstrap',
         );
       } finally {
-        if (!this.channel.closedWith) await this.unsubscribe(['STATUS_CLIENT']);
+        // Cleanup only: a connection that closed meanwhile must not hide the real outcome.
+        await this.unsubscribe(['STATUS_CLIENT']).catch(() => {});
       }
     } finally {
       off();
@@ -190,10 +200,9 @@ export class TorControl {
    * subscriptions are counted and the union is sent each time.
    */
   async subscribe(types: string[]): Promise<void> {
-    for (const t of types) {
-      if (!/^[A-Z_]+$/.test(t)) fail('tor_control', `bad event type ${t}`);
-      this.subscriptions.set(t, (this.subscriptions.get(t) ?? 0) + 1);
-    }
+    const bad = types.find((t) => !/^[A-Z_]+$/.test(t));
+    if (bad !== undefined) fail('tor_control', `bad event type ${bad}`);
+    for (const t of types) this.subscriptions.set(t, (this.subscriptions.get(t) ?? 0) + 1);
     await this.sendEvents();
   }
 

@@ -6,7 +6,7 @@
  * One network can serve many test processes: describe() gives a JSON-able description and
  * attachTestnet() starts client tors against a network another process runs.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -72,6 +72,8 @@ export interface ClientTorrcValues {
   socksPort: number;
   controlPort: number;
   ownerPid?: number;
+  /** Extra torrc lines; {{DATA_DIR}} and the other placeholders work in them too. */
+  extraLines?: string[];
 }
 
 export interface Testnet {
@@ -87,7 +89,7 @@ export interface Testnet {
    * Starts a client tor and resolves once it has bootstrapped to 100% (or, with
    * bootstrap: false, as soon as its control port accepts us).
    */
-  startClientTor(name: string, opts?: { timeoutMs?: number; bootstrap?: boolean }): Promise<ClientTor>;
+  startClientTor(name: string, opts?: { timeoutMs?: number; bootstrap?: boolean; extraLines?: string[] }): Promise<ClientTor>;
   /** Stops every tor this object started (an attached network keeps running). */
   stop(): Promise<void>;
 }
@@ -95,7 +97,8 @@ export interface Testnet {
 export async function startTestnet(opts: TestnetOptions = {}): Promise<Testnet> {
   const relayCount = opts.relays ?? 5;
   const authorityCount = opts.authorities ?? 1;
-  if (relayCount + authorityCount < 5) fail('config_invalid', 'a private network needs at least 4 relays besides its authority');
+  // Path selection excludes the onion host and intro/rendezvous points: fewer relays and onion circuits fail.
+  if (relayCount < 4 || authorityCount < 1) fail('config_invalid', 'a private network needs at least 1 authority and 4 relays');
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), 'p2pdb-testnet-')));
   const templates = await loadTemplates();
@@ -129,7 +132,7 @@ export async function startTestnet(opts: TestnetOptions = {}): Promise<Testnet> 
       relays,
     };
     const routers = [...authorities.map((r) => ({ r, role: 'authority' as const })), ...relays.map((r) => ({ r, role: 'relay' as const }))];
-    const launch = ({ r, role }: (typeof routers)[number]) => {
+    const launch = async ({ r, role }: (typeof routers)[number]) => {
       const torrc = templates.render([templates.node, templates.network, templates[role]], {
         DATA_DIR: r.dataDir,
         NICKNAME: r.nickname,
@@ -139,7 +142,7 @@ export async function startTestnet(opts: TestnetOptions = {}): Promise<Testnet> 
         OR_PORT: r.orPort,
         DIR_PORT: r.dirPort ?? 0,
       });
-      const proc = spawnTor({ name: r.nickname, torrcPath: writeTorrcSync(r.dataDir, torrc), dir: r.dataDir, ...(opts.log ? { log: opts.log } : {}) });
+      const proc = spawnTor({ name: r.nickname, torrcPath: await writeTorrc(r.dataDir, torrc), dir: r.dataDir, ...(opts.log ? { log: opts.log } : {}) });
       processes.push(proc);
       return waitForControl(proc, r.controlPort);
     };
@@ -203,7 +206,7 @@ function clientSide(
   clients: Set<ClientTor>,
 ): Omit<Testnet, 'stop'> {
   const torrcFor = (v: ClientTorrcValues) =>
-    templates.render([templates.node, templates.network, templates.client], {
+    templates.render([templates.node, templates.network, templates.client, ...(v.extraLines ?? [])], {
       DATA_DIR: v.dataDir,
       NICKNAME: v.nickname,
       CONTROL_PORT: v.controlPort,
@@ -228,7 +231,7 @@ function clientSide(
       if (existsSync(dataDir)) fail('config_invalid', `a client tor named ${name} was already started here`);
       await makeDataDir(clientsDir, name);
       const [socksPort, controlPort] = (await freePorts(2)) as [number, number];
-      const torrcPath = await writeTorrc(dataDir, torrcFor({ dataDir, nickname: name, socksPort, controlPort }));
+      const torrcPath = await writeTorrc(dataDir, torrcFor({ dataDir, nickname: name, socksPort, controlPort, ...(opts.extraLines ? { extraLines: opts.extraLines } : {}) }));
       const proc = spawnTor({ name, torrcPath, dir: dataDir, ...(log ? { log } : {}) });
       const client: ClientTor = {
         name,
@@ -361,11 +364,5 @@ async function makeDataDir(parent: string, name: string): Promise<string> {
 async function writeTorrc(dataDir: string, torrc: string): Promise<string> {
   const file = path.join(dataDir, 'torrc');
   await writeFile(file, torrc + '\n');
-  return file;
-}
-
-function writeTorrcSync(dataDir: string, torrc: string): string {
-  const file = path.join(dataDir, 'torrc');
-  writeFileSync(file, torrc + '\n');
   return file;
 }

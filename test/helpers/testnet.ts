@@ -5,6 +5,7 @@
  * Either way, client tors started through it are stopped after the file's tests.
  * P2PDB_TOR_LOG=1 prints every tor's log lines to stderr.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { after } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -21,6 +22,20 @@ export interface TestTestnet extends Testnet {
 
 let shared: Promise<TestTestnet> | undefined;
 
+/**
+ * scripts/run-tests.mjs starts the shared network beside the first tests, so a file may get
+ * here before it is usable: wait for its description file, or for the error written next to it.
+ */
+async function sharedNetworkReady(file: string, timeoutMs = 240_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (existsSync(file + '.error')) throw new P2pdbError('tor_process', readFileSync(file + '.error', 'utf8'));
+    if (existsSync(file)) return file;
+    if (Date.now() > deadline) throw new P2pdbError('tor_timeout', `the shared test network did not come up within ${timeoutMs} ms`);
+    await delay(250);
+  }
+}
+
 /** Call at the top level of a test file (it registers an after() hook there); memoized per file. */
 export function useTestnet(): Promise<TestTestnet> {
   if (shared) return shared;
@@ -29,7 +44,7 @@ export function useTestnet(): Promise<TestTestnet> {
   const file = process.env.P2PDB_TESTNET;
   shared = (async () => {
     const net = file
-      ? await attachTestnet(await readTestnetDescription(file), log ? { log } : {})
+      ? await attachTestnet(await readTestnetDescription(await sharedNetworkReady(file)), log ? { log } : {})
       : await startTestnet(log ? { log } : {});
     return Object.assign(net, { attached: Boolean(file), startedAt, readyAt: Date.now() });
   })();
@@ -82,5 +97,20 @@ export async function waitForOnionAnswer(url: string, agent: http.Agent, timeout
     }
     await delay(pause);
     pause = Math.min(pause * 2, 2_000);
+  }
+}
+
+/** Rejects with tor_timeout when `p` has not settled within `ms`. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new P2pdbError('tor_timeout', `no ${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
