@@ -29,6 +29,10 @@ export type ErrorCode =
   | 'tor_process'
   | 'torrc_invalid'
   | 'not_onion_url'
+  | 'identity_invalid'
+  | 'identity_permissions'
+  | 'onion_mismatch'
+  | 'tor_no_network'
   | 'internal';
 
 /** HTTP status for each code that can reach a client over the wire. */
@@ -59,6 +63,10 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   tor_process: 503,
   torrc_invalid: 500,
   not_onion_url: 400,
+  identity_invalid: 500,
+  identity_permissions: 500,
+  onion_mismatch: 502,
+  tor_no_network: 503,
   internal: 500,
 };
 

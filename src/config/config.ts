@@ -10,6 +10,12 @@ import { DEFAULT_POW_BITS } from '../pow/cluster.js';
 
 export type Durability = 'full' | 'normal';
 
+/** off: loopback only; managed: the node runs its own tor; attach: it uses a tor someone else runs. */
+export type TorMode = 'off' | 'managed' | 'attach';
+
+/** Where a control port is: TCP on 127.0.0.1, or a unix socket. */
+export type TorControlEndpoint = { port: number } | { socketPath: string };
+
 export interface NodeConfig {
   dataDir: string;
   host: string;
@@ -22,7 +28,16 @@ export interface NodeConfig {
   maxBatchEntries: number;
   maxFutureSkewMs: number;
   durability: Durability;
-  tor: 'off' | 'auto';
+  tor: TorMode;
+  /** attach: "127.0.0.1:PORT" or "unix:/path". */
+  torControl?: string;
+  /** attach: HASHEDPASSWORD auth; without it, cookie auth. */
+  torControlPassword?: string;
+  /** "127.0.0.1:PORT": managed uses it as its SocksPort (else a free port); attach asks tor when unset. */
+  torSocks?: string;
+  torBinary: string;
+  /** Appended to the managed torrc: bridges, or a private network's DirAuthority/Testing* lines. */
+  torExtraLines: string[];
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -37,12 +52,14 @@ export const DEFAULT_CONFIG: NodeConfig = {
   maxFutureSkewMs: 5 * 60 * 1000,
   durability: 'full',
   tor: 'off',
+  torBinary: 'tor',
+  torExtraLines: [],
 };
 
 export type ConfigInput = { [K in keyof NodeConfig]?: unknown };
 
 /** Environment variables, named after the seed's config.py where it had one (ALLOWED_TABLES). */
-const ENV_NAMES: Record<keyof NodeConfig, string> = {
+const ENV_NAMES: Partial<Record<keyof NodeConfig, string>> = {
   dataDir: 'P2PDB_DATA',
   host: 'P2PDB_HOST',
   port: 'P2PDB_PORT',
@@ -54,6 +71,10 @@ const ENV_NAMES: Record<keyof NodeConfig, string> = {
   maxFutureSkewMs: 'P2PDB_MAX_FUTURE_SKEW_MS',
   durability: 'P2PDB_DURABILITY',
   tor: 'P2PDB_TOR',
+  torControl: 'P2PDB_TOR_CONTROL',
+  torControlPassword: 'P2PDB_TOR_CONTROL_PASSWORD',
+  torSocks: 'P2PDB_TOR_SOCKS',
+  torBinary: 'P2PDB_TOR_BINARY',
 };
 
 export function configFromEnv(env: NodeJS.ProcessEnv): ConfigInput {
@@ -118,6 +139,66 @@ function oneOf<T extends string>(value: unknown, name: string, options: readonly
   return value as T;
 }
 
+const TOR_MODES = ['off', 'managed', 'attach', 'auto'] as const;
+const LOOPBACK_PORT = /^127\.0\.0\.1:(\d{1,5})$/;
+
+/** Parses "127.0.0.1:PORT" or "unix:/absolute/path"; nothing else is ever dialed. */
+export function parseTorControl(value: string): TorControlEndpoint {
+  if (value.startsWith('unix:')) {
+    const socketPath = value.slice('unix:'.length);
+    if (!path.isAbsolute(socketPath) || /[\0\r\n]/.test(socketPath)) fail('config_invalid', `torControl unix socket must be an absolute path, got ${JSON.stringify(value)}`);
+    return { socketPath };
+  }
+  return { port: loopbackPort(value, 'torControl') };
+}
+
+/** The port of "127.0.0.1:PORT"; anything else (another host, a name) is refused. */
+export function loopbackPort(value: string, name: string): number {
+  const m = LOOPBACK_PORT.exec(value);
+  const port = m ? Number(m[1]) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    fail('config_invalid', `${name} must be 127.0.0.1:PORT (Tor is reached on loopback only), got ${JSON.stringify(value)}`);
+  }
+  return port;
+}
+
+function optionalString(value: unknown, name: string): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') fail('config_invalid', `${name} must be a string`);
+  return value;
+}
+
+function torrcLines(value: unknown): string[] {
+  const list = typeof value === 'string' ? value.split('\n') : value;
+  if (!Array.isArray(list) || list.some((l) => typeof l !== 'string')) fail('config_invalid', 'torExtraLines must be a list of torrc lines');
+  // One item is one line: an item with a line break could smuggle in lines a reviewer never sees.
+  if (list.some((l: string) => /[\r\n\0]/.test(l))) fail('config_invalid', 'a torExtraLines item may not contain a line break');
+  return (list as string[]).map((l) => l.trim()).filter((l) => l !== '');
+}
+
+function torSettings(merged: ConfigInput, host: string): Pick<NodeConfig, 'tor' | 'torControl' | 'torControlPassword' | 'torSocks' | 'torBinary' | 'torExtraLines'> {
+  const mode = oneOf(merged.tor, 'tor', TOR_MODES);
+  const tor: TorMode = mode === 'auto' ? 'managed' : mode; // 'auto' was the name before modes existed
+  const torControl = optionalString(merged.torControl, 'torControl');
+  const torControlPassword = optionalString(merged.torControlPassword, 'torControlPassword');
+  const torSocks = optionalString(merged.torSocks, 'torSocks');
+  const torBinary = optionalString(merged.torBinary, 'torBinary') ?? DEFAULT_CONFIG.torBinary;
+  if (/[\0\r\n]/.test(torBinary)) fail('config_invalid', 'torBinary may not contain a line break');
+  if (torControl !== undefined) parseTorControl(torControl);
+  if (torSocks !== undefined) loopbackPort(torSocks, 'torSocks');
+  if (tor === 'attach' && torControl === undefined) fail('config_invalid', 'tor "attach" needs torControl (127.0.0.1:PORT or unix:/path)');
+  // ADD_ONION targets 127.0.0.1:PORT; a node on another loopback address would be unreachable.
+  if (tor !== 'off' && host !== '127.0.0.1') fail('config_invalid', `with Tor on the node must listen on 127.0.0.1 (the onion's target), not ${host}`);
+  return {
+    tor,
+    ...(torControl !== undefined ? { torControl } : {}),
+    ...(torControlPassword !== undefined ? { torControlPassword } : {}),
+    ...(torSocks !== undefined ? { torSocks } : {}),
+    torBinary,
+    torExtraLines: torrcLines(merged.torExtraLines ?? []),
+  };
+}
+
 /** Merges layers (later wins) and validates the result. */
 export function resolveConfig(...layers: ConfigInput[]): NodeConfig {
   const merged: ConfigInput = { ...DEFAULT_CONFIG };
@@ -128,9 +209,10 @@ export function resolveConfig(...layers: ConfigInput[]): NodeConfig {
   if (!isLoopback(host)) {
     fail('config_invalid', `refusing to listen on ${host}: p2pdb listens on loopback only (127.0.0.1 or ::1); peers reach it through its onion service`);
   }
+  const listenHost = host === 'localhost' ? '127.0.0.1' : host;
   return {
     dataDir: path.resolve(String(merged.dataDir)),
-    host: host === 'localhost' ? '127.0.0.1' : host,
+    host: listenHost,
     port: int(merged.port, 'port', 0, 65535),
     allowedTables: tables(merged.allowedTables),
     powBits: int(merged.powBits, 'powBits', 4, 64),
@@ -139,7 +221,7 @@ export function resolveConfig(...layers: ConfigInput[]): NodeConfig {
     maxBatchEntries: int(merged.maxBatchEntries, 'maxBatchEntries', 1, 100_000),
     maxFutureSkewMs: int(merged.maxFutureSkewMs, 'maxFutureSkewMs', 0, 7 * 24 * 3600 * 1000),
     durability: oneOf(merged.durability, 'durability', ['full', 'normal'] as const),
-    tor: oneOf(merged.tor, 'tor', ['off', 'auto'] as const),
+    ...torSettings(merged, listenHost),
   };
 }
 

@@ -2,7 +2,6 @@
 import { fail } from '../errors.js';
 
 const HEX_RE = /^[0-9a-f]*$/;
-const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export function toHex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -20,15 +19,18 @@ export function toBase64(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 }
 
-/** Standard base64 with padding; anything Buffer would silently skip is refused. */
+/**
+ * Standard base64 with padding, canonical only: anything Buffer would silently skip or
+ * accept (whitespace, the URL-safe alphabet, non-zero padding bits) is refused. Checked by
+ * re-encoding, which costs far less than a regular expression over the whole string.
+ */
 export function fromBase64(s: unknown, field: string, maxBytes = Infinity): Buffer {
-  if (typeof s !== 'string' || s.length % 4 !== 0 || !B64_RE.test(s)) {
-    fail('malformed', `${field} must be standard padded base64`);
-  }
+  if (typeof s !== 'string' || s.length % 4 !== 0) fail('malformed', `${field} must be standard padded base64`);
   if ((s.length / 4) * 3 > maxBytes + 2) {
     fail('payload_too_large', `${field} is larger than ${maxBytes} bytes`);
   }
   const out = Buffer.from(s, 'base64');
+  if (out.toString('base64') !== s) fail('malformed', `${field} must be standard padded base64`);
   if (out.length > maxBytes) fail('payload_too_large', `${field} is larger than ${maxBytes} bytes`);
   return out;
 }
