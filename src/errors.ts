@@ -33,6 +33,13 @@ export type ErrorCode =
   | 'identity_permissions'
   | 'onion_mismatch'
   | 'tor_no_network'
+  | 'hello_misaddressed'
+  | 'hello_stale'
+  | 'hello_self'
+  | 'tor_off'
+  | 'peer_unreachable'
+  | 'peer_refused'
+  | 'peer_bad_answer'
   | 'internal';
 
 /** HTTP status for each code that can reach a client over the wire. */
@@ -67,6 +74,13 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   identity_permissions: 500,
   onion_mismatch: 502,
   tor_no_network: 503,
+  hello_misaddressed: 403,
+  hello_stale: 403,
+  hello_self: 403,
+  tor_off: 503,
+  peer_unreachable: 502,
+  peer_refused: 502,
+  peer_bad_answer: 502,
   internal: 500,
 };
 
