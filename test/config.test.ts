@@ -57,3 +57,69 @@ test('invalid values are refused with config_invalid', () => {
     assert.throws(() => resolveConfig(bad), { code: 'config_invalid' }, JSON.stringify(bad));
   }
 });
+
+test('tor: off by default; managed and attach; "auto" still means managed', () => {
+  const c = resolveConfig();
+  assert.equal(c.tor, 'off');
+  assert.equal(c.torBinary, 'tor');
+  assert.deepEqual(c.torExtraLines, []);
+  assert.equal(c.torControl, undefined);
+  assert.equal(resolveConfig({ tor: 'managed' }).tor, 'managed');
+  assert.equal(resolveConfig({ tor: 'auto' }).tor, 'managed');
+  const attach = resolveConfig({ tor: 'attach', torControl: '127.0.0.1:9051', torSocks: '127.0.0.1:9050', torControlPassword: 'pw' });
+  assert.equal(attach.tor, 'attach');
+  assert.equal(attach.torControl, '127.0.0.1:9051');
+  assert.equal(attach.torSocks, '127.0.0.1:9050');
+  assert.equal(attach.torControlPassword, 'pw');
+  assert.equal(resolveConfig({ tor: 'attach', torControl: 'unix:/run/tor/control' }).torControl, 'unix:/run/tor/control');
+});
+
+test('tor settings come from the file, the environment and flags, in that order', () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ tor: 'managed', torBinary: '/usr/sbin/tor', torExtraLines: ['UseBridges 1', 'Bridge 127.0.0.1:1 ' + 'A'.repeat(40)] }));
+  const fromFile = loadConfig({ file, env: {} });
+  assert.equal(fromFile.tor, 'managed');
+  assert.equal(fromFile.torBinary, '/usr/sbin/tor');
+  assert.deepEqual(fromFile.torExtraLines, ['UseBridges 1', 'Bridge 127.0.0.1:1 ' + 'A'.repeat(40)]);
+  const env = {
+    P2PDB_TOR: 'attach',
+    P2PDB_TOR_CONTROL: '127.0.0.1:9151',
+    P2PDB_TOR_CONTROL_PASSWORD: 'secret',
+    P2PDB_TOR_SOCKS: '127.0.0.1:9150',
+    P2PDB_TOR_BINARY: '/opt/tor',
+  };
+  const fromEnv = loadConfig({ file, env });
+  assert.equal(fromEnv.tor, 'attach');
+  assert.equal(fromEnv.torControl, '127.0.0.1:9151');
+  assert.equal(fromEnv.torControlPassword, 'secret');
+  assert.equal(fromEnv.torSocks, '127.0.0.1:9150');
+  assert.equal(fromEnv.torBinary, '/opt/tor');
+  const fromFlags = loadConfig({ file, env, flags: { tor: 'off', torControl: 'unix:/tmp/ctl' } });
+  assert.equal(fromFlags.tor, 'off');
+  assert.equal(fromFlags.torControl, 'unix:/tmp/ctl');
+});
+
+test('tor addresses must be loopback; attach needs a control port; Tor on needs 127.0.0.1', () => {
+  for (const bad of [
+    { tor: 'attach' },
+    { tor: 'attach', torControl: '10.0.0.1:9051' },
+    { tor: 'attach', torControl: '0.0.0.0:9051' },
+    { tor: 'attach', torControl: 'localhost:9051' },
+    { tor: 'attach', torControl: '127.0.0.1:0' },
+    { tor: 'attach', torControl: '127.0.0.1:70000' },
+    { tor: 'attach', torControl: 'unix:relative/path' },
+    { torSocks: '192.168.1.2:9050' },
+    { torSocks: '[::]:9050' },
+    { torSocks: '9050' },
+    { tor: 'managed', host: '::1' },
+    { tor: 'managed', host: '127.0.0.2' },
+    { torExtraLines: ['SocksPort 9050\nControlPort 0.0.0.0:9051'] },
+    { torExtraLines: 42 },
+    { torBinary: 5 },
+  ]) {
+    assert.throws(() => resolveConfig(bad), { code: 'config_invalid' }, JSON.stringify(bad));
+  }
+  // Tor off: any loopback host is still fine.
+  assert.equal(resolveConfig({ host: '::1' }).host, '::1');
+});

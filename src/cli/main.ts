@@ -12,11 +12,12 @@ import { UsageError, println, type CliIo, type Command } from './context.js';
 import { getCommand } from './get.js';
 import { initCommand } from './init.js';
 import { keysCommand } from './keys.js';
+import { peersCommand } from './peers.js';
 import { putCommand } from './put.js';
 import { serveCommand } from './serve.js';
 import { statusCommand } from './status.js';
 
-const COMMANDS: Command[] = [initCommand, serveCommand, keysCommand, putCommand, getCommand, statusCommand];
+const COMMANDS: Command[] = [initCommand, serveCommand, keysCommand, putCommand, getCommand, statusCommand, peersCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -3,7 +3,8 @@ import { loadConfig, type ConfigInput } from '../config/config.js';
 import { createLogger } from '../util/log.js';
 import { expectPositionals, flag, parse, println, str, type Command } from './context.js';
 
-const USAGE = `usage: p2pdb serve [--data DIR] [--port N] [--host H] [--tor off] [--pow-bits N]
+const USAGE = `usage: p2pdb serve [--data DIR] [--port N] [--host H] [--pow-bits N]
+                   [--tor off|managed|attach] [--tor-control ADDR] [--tor-socks ADDR] [--tor-binary PATH]
                    [--allowed-tables fp,fp|*] [--config FILE]
 
 Runs a node in the foreground; Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
@@ -13,7 +14,14 @@ options:
   --data DIR              data directory (default ./data)
   --port N                port, 0 for any free port (default 8733)
   --host H                loopback address to listen on (default 127.0.0.1)
-  --tor off               Tor support is not wired up yet: off is the default
+  --tor MODE              off (default): loopback only, no peers; managed: run our own tor
+                          (DIR/tor) and publish the node as an onion service; attach: publish it
+                          through a tor you run (needs --tor-control)
+  --tor-control ADDR      attach: tor's control port, 127.0.0.1:PORT or unix:/path (cookie auth,
+                          or the password in $P2PDB_TOR_CONTROL_PASSWORD)
+  --tor-socks ADDR        tor's SOCKS port, 127.0.0.1:PORT (managed: default a free port;
+                          attach: default asked from tor)
+  --tor-binary PATH       managed: the tor executable (default tor)
   --pow-bits N            proof of work entries must carry (default 21)
   --allowed-tables LIST   '*' (every table) or table fingerprints separated by commas
   --config FILE           read settings from FILE instead of DIR/config.json
@@ -29,6 +37,9 @@ export const serveCommand: Command = {
       port: { type: 'string' },
       host: { type: 'string' },
       tor: { type: 'string' },
+      'tor-control': { type: 'string' },
+      'tor-socks': { type: 'string' },
+      'tor-binary': { type: 'string' },
       'pow-bits': { type: 'string' },
       'allowed-tables': { type: 'string' },
       config: { type: 'string' },
@@ -47,6 +58,9 @@ export const serveCommand: Command = {
     set('port', 'port');
     set('host', 'host');
     set('tor', 'tor');
+    set('torControl', 'tor-control');
+    set('torSocks', 'tor-socks');
+    set('torBinary', 'tor-binary');
     set('powBits', 'pow-bits');
     set('allowedTables', 'allowed-tables');
     const file = str(p, 'config');
@@ -63,6 +77,12 @@ export const serveCommand: Command = {
       `p2pdb node listening on ${node.url}`,
       `  data ${config.dataDir}, proof of work ${config.powBits} bits, tables ${config.allowedTables === '*' ? '*' : config.allowedTables.length}`,
       ...(config.tor === 'off' ? ['  Tor is off: the node is reachable on loopback only, not by peers.'] : []),
+      ...(node.onion
+        ? [
+            `  onion address ${node.onion.address} (Tor ${config.tor}, SOCKS 127.0.0.1:${node.onion.socksPort})`,
+            `  peers reach it at http://${node.onion.address}/ once Tor has bootstrapped and published it (progress on stderr)`,
+          ]
+        : []),
     ];
     println(io.stdout, banner.join('\n'));
     const signal = await stop;

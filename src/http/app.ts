@@ -16,6 +16,8 @@ export interface AppDeps {
   log: Logger;
   software: string;
   now?: () => number;
+  /** The node's onion address, named by /hello/ when Tor is on. */
+  onion?: string;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -25,7 +27,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorMiddleware(deps.log));
   app.use(hardeningHeaders());
   for (const router of [
-    helloRoutes(helloInfo(deps.config, deps.software)),
+    helloRoutes(helloInfo(deps.config, deps.software, deps.onion)),
     putRoutes(deps.ingestor, deps.config),
     getRoutes(deps.store, deps.now),
   ]) {

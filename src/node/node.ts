@@ -7,12 +7,15 @@ import path from 'node:path';
 import { isLoopback, type NodeConfig } from '../config/config.js';
 import type { EntryPolicy } from '../entry/validate.js';
 import { fail } from '../errors.js';
+import { loadOrCreateIdentity } from '../identity/identity-file.js';
 import { createApp } from '../http/app.js';
 import { CheckPool } from '../ingest/check-pool.js';
 import { Ingestor } from '../ingest/ingest.js';
 import { openStore } from '../store/sqlite-store.js';
 import type { EntryStore } from '../store/types.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { startOnionService, type OnionService, type OnionServiceOptions } from './onion-service.js';
+import { torRuntimeFromConfig } from './tor-runtime.js';
 import { SOFTWARE } from './version.js';
 
 export interface RunningNode {
@@ -21,6 +24,8 @@ export interface RunningNode {
   port: number;
   config: NodeConfig;
   store: EntryStore;
+  /** Present when config.tor is not 'off': the node's onion address, tor's SOCKS port, Tor's state. */
+  onion?: OnionService;
   close(): Promise<void>;
 }
 
@@ -29,6 +34,8 @@ export interface StartNodeOptions {
   now?: () => number;
   /** Verification worker threads; default one per core but one. */
   verifyThreads?: number;
+  /** Tuning of the onion service's bootstrap deadline and reconnect backoff (tests shorten them). */
+  onion?: Pick<OnionServiceOptions, 'bootstrapDeadlineMs' | 'retryMinMs' | 'retryMaxMs'>;
 }
 
 export function policyFromConfig(config: NodeConfig): EntryPolicy {
@@ -80,11 +87,13 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   // Checked again here, not only in config parsing: nothing may open a non-loopback listener.
   if (!isLoopback(config.host)) fail('config_invalid', `refusing to listen on ${config.host}: loopback only`);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Loaded before the app exists (/hello/ names the onion address) and before the store opens.
+  const identity = config.tor === 'off' ? undefined : (await loadOrCreateIdentity(config.dataDir)).identity;
   const store = await openStore({ filename: databaseFile(config), durability: config.durability });
   const policy = policyFromConfig(config);
   const checker = new CheckPool(policy, opts.verifyThreads);
   const ingestor = new Ingestor({ store, policy, checker, ...(opts.now ? { now: opts.now } : {}) });
-  const app = createApp({ config, store, ingestor, log, software: SOFTWARE, ...(opts.now ? { now: opts.now } : {}) });
+  const app = createApp({ config, store, ingestor, log, software: SOFTWARE, ...(opts.now ? { now: opts.now } : {}), ...(identity ? { onion: identity.address } : {}) });
 
   const server = createServer(app.callback());
   server.on('clientError', answerClientError);
@@ -104,6 +113,18 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   const url = `http://${host}:${address.port}`;
   log.info('node listening', { url, tor: config.tor, pow_bits: config.powBits, tables: config.allowedTables === '*' ? '*' : config.allowedTables.length });
 
+  let onion: OnionService | undefined;
+  if (identity) {
+    try {
+      onion = await startOnionService({ identity, runtime: torRuntimeFromConfig(config, log), targetPort: address.port, log, ...opts.onion });
+    } catch (e) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await ingestor.close();
+      await store.close();
+      throw e;
+    }
+  }
+
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -111,8 +132,10 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     port: address.port,
     config,
     store,
+    ...(onion ? { onion } : {}),
     close() {
       closing ??= (async () => {
+        await onion?.stop(); // first, so peers stop being sent here before the server goes
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();

@@ -3,7 +3,8 @@
  * own tor (managed: torrc.template rendered into DATA/tor/torrc, restarted when it dies) or from
  * a tor someone else runs (attach). The onion service (onion-service.ts) only sees TorRuntime.
  */
-import { mkdir, chmod, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loopbackPort, parseTorControl, type NodeConfig } from '../config/config.js';
@@ -71,6 +72,8 @@ export function managedTor(opts: ManagedTorOptions): TorRuntime {
     await chmod(torrcPath, 0o600);
     startFailed = true;
     if (stopped) fail('tor_process', 'the node is stopping');
+    // spawnTor cannot report a missing binary as an error (Node emits it later, unhandled).
+    await assertExecutable(opts.torBinary);
     proc = spawnTor({ name: 'tor', torrcPath, dir: torDir, torBinary: opts.torBinary, log: torLogLine(opts.log) });
     const control = await waitForControl(proc, ports.control);
     startFailed = false;
@@ -159,6 +162,15 @@ function torLogLine(log: Logger): (line: string) => void {
     if (/\[(warn|err)\]/.test(line)) log.warn('tor says', { line });
     else log.debug('tor says', { line });
   };
+}
+
+/** A path, or a name looked up on PATH the way spawn does. */
+async function assertExecutable(bin: string): Promise<void> {
+  const candidates = bin.includes('/') ? [bin] : (process.env.PATH ?? '').split(path.delimiter).filter((d) => d !== '').map((d) => path.join(d, bin));
+  for (const candidate of candidates) {
+    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return;
+  }
+  fail('tor_process', `cannot run tor: ${JSON.stringify(bin)} is not an executable${bin.includes('/') ? '' : ' on PATH'} (install Debian's tor package or set torBinary)`);
 }
 
 async function privateDir(dir: string): Promise<void> {

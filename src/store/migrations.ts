@@ -83,6 +83,30 @@ export const MIGRATIONS: readonly NamedMigration[] = [
         'DROP TABLE table_keys',
       ]),
   },
+  {
+    // Known peers (src/peers/peer-store.ts). Small (bounded at ~1,000 rows), so no indexes:
+    // every query scans it. tables is '*' or a JSON list of fingerprints, NULL while unknown;
+    // for unverified peers every column but the onion is someone else's unchecked claim.
+    name: '0002_peers',
+    up: (knex) =>
+      runAll(knex, [
+        `CREATE TABLE peers (
+           onion TEXT PRIMARY KEY,
+           tables TEXT,
+           pow_bits INTEGER,
+           protocol TEXT,
+           software TEXT,
+           first_seen INTEGER NOT NULL,
+           last_seen INTEGER,
+           last_attempt INTEGER,
+           next_attempt INTEGER,
+           failures INTEGER NOT NULL DEFAULT 0,
+           source TEXT NOT NULL CHECK (source IN ('config', 'manual', 'hello', 'learned')),
+           verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1))
+         ) WITHOUT ROWID`,
+      ]),
+    down: (knex) => runAll(knex, ['DROP TABLE peers']),
+  },
 ];
 
 /** knex's MigrationSource over MIGRATIONS. */

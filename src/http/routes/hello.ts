@@ -1,10 +1,22 @@
+/**
+ * /hello/: what this node is and which verified peers it knows (GET), and the signed
+ * handshake by which peers prove their onion address and become verified (POST).
+ */
 import Router from '@koa/router';
 import type { NodeConfig } from '../../config/config.js';
+import { fail } from '../../errors.js';
+import type { OnionIdentity } from '../../identity/onion-key.js';
+import { checkSignedHello, makeSignedHello, MAX_HELLO_BODY_BYTES, HELLO_PROTOCOL } from '../../peers/hello.js';
+import { parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
+import type { PeerStore } from '../../peers/peer-store.js';
+import { readBody } from '../body.js';
 
-export const PROTOCOL = 'p2pdb/1';
+export const PROTOCOL = HELLO_PROTOCOL;
 
 export interface HelloInfo {
   protocol: string;
+  /** The node's onion address, when Tor is on. */
+  onion?: string;
   software: string;
   tables: '*' | string[];
   pow_bits: number;
@@ -16,9 +28,10 @@ export interface HelloInfo {
   };
 }
 
-export function helloInfo(config: NodeConfig, software: string): HelloInfo {
+export function helloInfo(config: NodeConfig, software: string, onion?: string): HelloInfo {
   return {
     protocol: PROTOCOL,
+    ...(onion !== undefined ? { onion } : {}),
     software,
     tables: config.allowedTables,
     pow_bits: config.powBits,
@@ -31,10 +44,57 @@ export function helloInfo(config: NodeConfig, software: string): HelloInfo {
   };
 }
 
-export function helloRoutes(info: HelloInfo): Router {
+export interface HelloRouteDeps {
+  info: HelloInfo;
+  /** The node's onion identity; null when Tor is off (then POST /hello/ answers tor_off). */
+  identity: OnionIdentity | null;
+  /** null: no peer table (GET lists no peers, POST answers tor_off). */
+  peerStore: PeerStore | null;
+  clock?: () => number;
+}
+
+function isHelloInfo(deps: HelloRouteDeps | HelloInfo): deps is HelloInfo {
+  return 'protocol' in deps;
+}
+
+/**
+ * Accepts a bare HelloInfo too (the call in app.ts before it passes deps): then there is no
+ * identity and no peer table.
+ */
+export function helloRoutes(depsOrInfo: HelloRouteDeps | HelloInfo): Router {
+  const deps: HelloRouteDeps = isHelloInfo(depsOrInfo) ? { info: depsOrInfo, identity: null, peerStore: null } : depsOrInfo;
+  const { info, identity, peerStore } = deps;
+  const clock = deps.clock ?? Date.now;
+  const self = identity ? { onion: identity.address } : {};
+
+  async function peers(wanted: string[] | undefined, exclude?: string): Promise<PeerSummary[]> {
+    if (!peerStore) return [];
+    const all = await peerStore.listable();
+    return selectPeers(exclude ? all.filter((p) => p.onion !== exclude) : all, wanted);
+  }
+
   const router = new Router();
-  router.get('/hello/', (ctx) => {
-    ctx.body = info;
+  router.get('/hello/', async (ctx) => {
+    const wanted = parseTablesQuery(ctx.query.tables);
+    ctx.body = { ...info, ...self, peers: await peers(wanted) };
+  });
+
+  router.post('/hello/', async (ctx) => {
+    if (!identity || !peerStore) fail('tor_off', 'this node runs without Tor: it has no onion address to be greeted at');
+    if (!ctx.is('application/json')) fail('unsupported_media_type', 'POST /hello/ takes application/json');
+    const raw = await readBody(ctx.req, MAX_HELLO_BODY_BYTES);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      fail('malformed', 'the body is not valid JSON');
+    }
+    const now = clock();
+    const hello = checkSignedHello(body, { self: identity.address, now });
+    await peerStore.recordInboundHello(hello, now);
+    // Our answer is a hello addressed to the caller, so it can check who answered and when.
+    const reply = makeSignedHello(identity, hello.onion, info, now);
+    ctx.body = { ...info, ...self, peers: await peers(undefined, hello.onion), hello: reply.hello, signature: reply.signature };
   });
   return router;
 }
