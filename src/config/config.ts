@@ -38,6 +38,10 @@ export interface NodeConfig {
   torBinary: string;
   /** Appended to the managed torrc: bridges, or a private network's DirAuthority/Testing* lines. */
   torExtraLines: string[];
+  /** Bootstrap peers: v3 onion addresses said hello to at start (and learned from). */
+  peers: string[];
+  /** How often the peering loop looks for peers due a hello (jittered). */
+  peeringIntervalMs: number;
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -54,6 +58,8 @@ export const DEFAULT_CONFIG: NodeConfig = {
   tor: 'off',
   torBinary: 'tor',
   torExtraLines: [],
+  peers: [],
+  peeringIntervalMs: 30_000,
 };
 
 export type ConfigInput = { [K in keyof NodeConfig]?: unknown };
@@ -71,6 +77,7 @@ const ENV_NAMES: Partial<Record<keyof NodeConfig, string>> = {
   maxFutureSkewMs: 'P2PDB_MAX_FUTURE_SKEW_MS',
   durability: 'P2PDB_DURABILITY',
   tor: 'P2PDB_TOR',
+  peers: 'P2PDB_PEERS',
   torControl: 'P2PDB_TOR_CONTROL',
   torControlPassword: 'P2PDB_TOR_CONTROL_PASSWORD',
   torSocks: 'P2PDB_TOR_SOCKS',
@@ -199,6 +206,18 @@ function torSettings(merged: ConfigInput, host: string): Pick<NodeConfig, 'tor' 
   };
 }
 
+/** Peers are v3 onion addresses (a URL like http://x.onion/ is accepted and reduced to its host). */
+function onionList(value: unknown): string[] {
+  const list = typeof value === 'string' ? value.split(',') : value;
+  if (!Array.isArray(list)) fail('config_invalid', 'peers must be a list of onion addresses');
+  const out = (list as unknown[]).map((item) => {
+    const text = String(item).trim().toLowerCase().replace(/^http:\/\//, '').replace(/\/$/, '');
+    if (!/^[a-z2-7]{56}\.onion$/.test(text)) fail('config_invalid', `peer ${JSON.stringify(item)} is not a v3 onion address`);
+    return text;
+  });
+  return [...new Set(out.filter((p) => p !== ''))];
+}
+
 /** Merges layers (later wins) and validates the result. */
 export function resolveConfig(...layers: ConfigInput[]): NodeConfig {
   const merged: ConfigInput = { ...DEFAULT_CONFIG };
@@ -222,6 +241,8 @@ export function resolveConfig(...layers: ConfigInput[]): NodeConfig {
     maxFutureSkewMs: int(merged.maxFutureSkewMs, 'maxFutureSkewMs', 0, 7 * 24 * 3600 * 1000),
     durability: oneOf(merged.durability, 'durability', ['full', 'normal'] as const),
     ...torSettings(merged, listenHost),
+    peers: onionList(merged.peers),
+    peeringIntervalMs: int(merged.peeringIntervalMs, 'peeringIntervalMs', 1000, 24 * 3600 * 1000),
   };
 }
 

@@ -1,6 +1,8 @@
 /** The node's Koa application: a small core of middleware, then one router per concern. */
 import Koa from 'koa';
 import type { NodeConfig } from '../config/config.js';
+import type { OnionIdentity } from '../identity/onion-key.js';
+import type { PeerStore } from '../peers/peer-store.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { EntryStore } from '../store/types.js';
 import type { Logger } from '../util/log.js';
@@ -16,8 +18,9 @@ export interface AppDeps {
   log: Logger;
   software: string;
   now?: () => number;
-  /** The node's onion address, named by /hello/ when Tor is on. */
-  onion?: string;
+  /** The node's onion identity and peer table, when Tor is on. */
+  identity?: OnionIdentity;
+  peerStore?: PeerStore;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -27,7 +30,12 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorMiddleware(deps.log));
   app.use(hardeningHeaders());
   for (const router of [
-    helloRoutes(helloInfo(deps.config, deps.software, deps.onion)),
+    helloRoutes({
+      info: helloInfo(deps.config, deps.software, deps.identity?.address),
+      identity: deps.identity ?? null,
+      peerStore: deps.peerStore ?? null,
+      ...(deps.now ? { clock: deps.now } : {}),
+    }),
     putRoutes(deps.ingestor, deps.config),
     getRoutes(deps.store, deps.now),
   ]) {

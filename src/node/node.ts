@@ -11,6 +11,10 @@ import { loadOrCreateIdentity } from '../identity/identity-file.js';
 import { createApp } from '../http/app.js';
 import { CheckPool } from '../ingest/check-pool.js';
 import { Ingestor } from '../ingest/ingest.js';
+import type { OnionIdentity } from '../identity/onion-key.js';
+import { openPeerStore, type PeerStore } from '../peers/peer-store.js';
+import { startPeering, type Peering } from '../peers/peering.js';
+import { peerAgent } from '../tor/socks.js';
 import { openStore } from '../store/sqlite-store.js';
 import type { EntryStore } from '../store/types.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -26,6 +30,10 @@ export interface RunningNode {
   store: EntryStore;
   /** Present when config.tor is not 'off': the node's onion address, tor's SOCKS port, Tor's state. */
   onion?: OnionService;
+  identity?: OnionIdentity;
+  /** The peer table and the peering loop, when Tor is on. */
+  peers?: PeerStore;
+  peering?: Peering;
   close(): Promise<void>;
 }
 
@@ -93,7 +101,22 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   const policy = policyFromConfig(config);
   const checker = new CheckPool(policy, opts.verifyThreads);
   const ingestor = new Ingestor({ store, policy, checker, ...(opts.now ? { now: opts.now } : {}) });
-  const app = createApp({ config, store, ingestor, log, software: SOFTWARE, ...(opts.now ? { now: opts.now } : {}), ...(identity ? { onion: identity.address } : {}) });
+  const peerStore = identity ? await openPeerStore({ filename: databaseFile(config), self: identity.address }) : undefined;
+  const app = createApp({
+    config,
+    store,
+    ingestor,
+    log,
+    software: SOFTWARE,
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(identity ? { identity } : {}),
+    ...(peerStore ? { peerStore } : {}),
+  });
+  const closeStores = async () => {
+    await ingestor.close();
+    await peerStore?.close();
+    await store.close();
+  };
 
   const server = createServer(app.callback());
   server.on('clientError', answerClientError);
@@ -105,8 +128,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   try {
     address = await listen(server, config.port, config.host);
   } catch (e) {
-    await ingestor.close();
-    await store.close();
+    await closeStores();
     throw e;
   }
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -119,11 +141,24 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       onion = await startOnionService({ identity, runtime: torRuntimeFromConfig(config, log), targetPort: address.port, log, ...opts.onion });
     } catch (e) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await ingestor.close();
-      await store.close();
+      await closeStores();
       throw e;
     }
   }
+  // Peers are dialled only through this node's tor (SOCKS), so peering needs the onion service.
+  const peering =
+    identity && onion && peerStore
+      ? await startPeering({
+          identity,
+          peerStore,
+          nodeInfo: { tables: config.allowedTables, pow_bits: config.powBits, software: SOFTWARE },
+          agent: peerAgent(onion.socksPort),
+          bootstrapPeers: config.peers,
+          log,
+          intervalMs: config.peeringIntervalMs,
+          ...(opts.now ? { clock: opts.now } : {}),
+        })
+      : undefined;
 
   let closing: Promise<void> | undefined;
   return {
@@ -133,15 +168,18 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     config,
     store,
     ...(onion ? { onion } : {}),
+    ...(identity ? { identity } : {}),
+    ...(peerStore ? { peers: peerStore } : {}),
+    ...(peering ? { peering } : {}),
     close() {
       closing ??= (async () => {
+        await peering?.stop();
         await onion?.stop(); // first, so peers stop being sent here before the server goes
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();
         });
-        await ingestor.close();
-        await store.close();
+        await closeStores();
       })();
       return closing;
     },
