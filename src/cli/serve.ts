@@ -19,6 +19,7 @@ options:
                           through a tor you run (needs --tor-control)
   --tor-control ADDR      attach: tor's control port, 127.0.0.1:PORT or unix:/path (cookie auth,
                           or the password in $P2PDB_TOR_CONTROL_PASSWORD)
+  --peers ONION,ONION      bootstrap peers (v3 onion addresses) to say hello to
   --tor-socks ADDR        tor's SOCKS port, 127.0.0.1:PORT (managed: default a free port;
                           attach: default asked from tor)
   --tor-binary PATH       managed: the tor executable (default tor)
@@ -42,6 +43,7 @@ export const serveCommand: Command = {
       'tor-binary': { type: 'string' },
       'pow-bits': { type: 'string' },
       'allowed-tables': { type: 'string' },
+      peers: { type: 'string' },
       config: { type: 'string' },
     });
     if (flag(p, 'help')) {
@@ -63,6 +65,7 @@ export const serveCommand: Command = {
     set('torBinary', 'tor-binary');
     set('powBits', 'pow-bits');
     set('allowedTables', 'allowed-tables');
+    set('peers', 'peers');
     const file = str(p, 'config');
     const config = loadConfig({ flags, env: io.env, ...(file !== undefined ? { file } : {}) });
 
