@@ -3,13 +3,17 @@
  * other through signed hellos over onion services: A knows only B, B knows only C.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readNodeStatus } from '../src/node/status-file.js';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { resolveConfig } from '../src/config/config.js';
 import { parsePublicKey } from '../src/crypto/keys.js';
 import { startNode, type RunningNode } from '../src/node/node.js';
 import { peerAgent } from '../src/tor/socks.js';
 import { waitFor } from '../src/tor/wait.js';
-import { silentLogger } from '../src/util/log.js';
+import { createLogger, silentLogger } from '../src/util/log.js';
 import { testKey } from './helpers/entries.js';
 import { httpGet, useTestnet } from './helpers/testnet.js';
 import { tempDir } from './helpers/tmp.js';
@@ -31,7 +35,7 @@ async function startOnionNode(peers: string[], allowedTables: '*' | string[]): P
       allowedTables,
       peeringIntervalMs: 1000,
     }),
-    { log: silentLogger },
+    { log: process.env.P2PDB_TEST_LOG ? createLogger() : silentLogger },
   );
   nodes.push(node);
   // Wait until tor has uploaded the descriptor, so the next node's first hello can land.
@@ -79,4 +83,19 @@ test('three onion nodes discover each other: A knows B, B knows C, A learns and 
   } finally {
     agent.destroy();
   }
+
+  // p2pdb status shows the onion address, Tor's bootstrap state and the peers with their last contact.
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  // The node refreshes DATA/status.json twice a second; wait for it to catch up with the state.
+  await waitFor(() => readNodeStatus(a.config.dataDir)?.tor.published === true, { timeoutMs: 10_000, what: 'status.json says published' });
+  // Asynchronously: the nodes live in this process and must keep answering.
+  const { stdout: out } = await promisify(execFile)(process.execPath, [cli, 'status', '--node', a.url, '--data', a.config.dataDir], {
+    env: { ...process.env, P2PDB_HOME: tempDir('p2pdb-status-home-') },
+    encoding: 'utf8',
+  });
+  assert.match(out, new RegExp(`onion +${a.onion!.address}`));
+  assert.match(out, /bootstrap +100%/);
+  assert.match(out, /onion service +published/);
+  assert.match(out, /peers +2 verified/);
+  assert.match(out, new RegExp(`${c.onion!.address} .*last contact \\d+ (s|min) ago`));
 });

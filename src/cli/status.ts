@@ -1,20 +1,29 @@
 /** `p2pdb status`: what the node says about itself, and what the keyring holds (no secrets). */
 import { P2pdbError } from '../errors.js';
+import { readNodeStatus } from '../node/status-file.js';
 import { COMMON_CLIENT_HELP, NODE_OPTION, expectPositionals, flag, nodeApi, openKeyring, parse, println, type Command } from './context.js';
 
-const USAGE = `usage: p2pdb status
+const USAGE = `usage: p2pdb status [--data DIR]
 
-Shows the node's /hello/ summary and the keyring summary. Never shows key material.
+Shows the node's /hello/ summary (onion address, peers and their last contact), Tor's state
+from the node's data dir (DATA/status.json, default ./data or $P2PDB_DATA), and the keyring
+summary. Never shows key material.
 
 options:
+  --data DIR     the node's data dir, for Tor's bootstrap state
 ${COMMON_CLIENT_HELP}`;
+
+function ago(ms: number, now: number): string {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+}
 
 export const statusCommand: Command = {
   name: 'status',
   summary: "the node's summary and the keyring's",
   usage: USAGE,
   async run(args, io) {
-    const p = parse('status', args, NODE_OPTION);
+    const p = parse('status', args, { ...NODE_OPTION, data: { type: 'string' } });
     if (flag(p, 'help')) {
       println(io.stdout, USAGE);
       return 0;
@@ -31,10 +40,23 @@ export const statusCommand: Command = {
       println(io.stdout, `  proof of work  ${hello.pow_bits} bits`);
       const l = hello.limits;
       println(io.stdout, `  limits         payload ${l.max_payload_bytes} B, body ${l.max_body_bytes} B, batch ${l.max_batch_entries} entries, clock skew ${Math.round(l.max_future_skew_ms / 1000)} s`);
+      println(io.stdout, `  onion          ${hello.onion ?? 'none (Tor is off)'}`);
+      const peers = hello.peers ?? [];
+      println(io.stdout, `  peers          ${peers.length} verified`);
+      for (const peer of peers) println(io.stdout, `    ${peer.onion}  tables ${peer.tables === '*' ? '*' : peer.tables.length}  last contact ${ago(peer.last_seen, Date.now())}`);
     } catch (e) {
       if (!(e instanceof P2pdbError)) throw e;
       nodeError = e;
       println(io.stdout, `  unavailable: ${e.message}`);
+    }
+
+    const tor = readNodeStatus(String(p.values.data ?? io.env.P2PDB_DATA ?? './data'));
+    if (tor) {
+      const b = tor.tor.bootstrap;
+      println(io.stdout, `tor (${tor.tor.mode}, as of ${ago(tor.updated_at, Date.now())})`);
+      println(io.stdout, `  bootstrap      ${b ? `${b.progress}% ${b.summary}` : 'unknown'}`);
+      println(io.stdout, `  onion service  ${tor.tor.published ? 'published' : 'not published yet'}`);
+      if (tor.tor.lastError) println(io.stdout, `  last error     ${tor.tor.lastError}`);
     }
 
     const keyring = await openKeyring(io);

@@ -21,6 +21,10 @@ export interface Hello {
     max_batch_entries: number;
     max_future_skew_ms: number;
   };
+  /** Present when the node runs as an onion service. */
+  onion?: string;
+  /** Verified peers the node knows (at most 100). */
+  peers?: { onion: string; tables: '*' | string[]; pow_bits: number; last_seen: number }[];
 }
 
 export interface PutResult {

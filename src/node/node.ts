@@ -15,6 +15,7 @@ import type { OnionIdentity } from '../identity/onion-key.js';
 import { openPeerStore, type PeerStore } from '../peers/peer-store.js';
 import { startPeering, type Peering } from '../peers/peering.js';
 import { peerAgent } from '../tor/socks.js';
+import { keepStatusFile } from './status-file.js';
 import { openStore } from '../store/sqlite-store.js';
 import type { EntryStore } from '../store/types.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -145,6 +146,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       throw e;
     }
   }
+  const stopStatusFile = onion ? keepStatusFile(config.dataDir, config.tor, onion) : undefined;
   // Peers are dialled only through this node's tor (SOCKS), so peering needs the onion service.
   const peering =
     identity && onion && peerStore
@@ -174,7 +176,8 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     close() {
       closing ??= (async () => {
         await peering?.stop();
-        await onion?.stop(); // first, so peers stop being sent here before the server goes
+        await onion?.stop();
+        stopStatusFile?.(); // first, so peers stop being sent here before the server goes
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();

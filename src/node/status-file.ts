@@ -1,0 +1,59 @@
+/**
+ * DATA/status.json: what a running node knows about its Tor side, for `p2pdb status` on the
+ * same machine. Written only when it changes, atomically, mode 0600; never holds secrets.
+ * (Not served over HTTP: the HTTP port is the public onion service.)
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { OnionService } from './onion-service.js';
+
+export interface NodeStatus {
+  onion: string;
+  tor: {
+    mode: string;
+    bootstrap?: { progress: number; summary: string };
+    published: boolean;
+    lastError?: string;
+  };
+  updated_at: number;
+}
+
+export function statusFile(dataDir: string): string {
+  return path.join(dataDir, 'status.json');
+}
+
+export function readNodeStatus(dataDir: string): NodeStatus | undefined {
+  try {
+    return JSON.parse(readFileSync(statusFile(dataDir), 'utf8')) as NodeStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keeps DATA/status.json current while the node runs; returns a stop function. */
+export function keepStatusFile(dataDir: string, mode: string, onion: OnionService, everyMs = 500): () => void {
+  let last = '';
+  const write = () => {
+    const s = onion.state();
+    const tor: NodeStatus['tor'] = {
+      mode,
+      bootstrap: s.bootstrap,
+      published: s.published,
+      ...(s.lastError ? { lastError: `${s.lastError.code}: ${s.lastError.message}` } : {}),
+    };
+    const key = JSON.stringify(tor);
+    if (key === last) return;
+    last = key;
+    const file = statusFile(dataDir);
+    const body: NodeStatus = { onion: onion.address, tor, updated_at: Date.now() };
+    writeFileSync(file + '.tmp', JSON.stringify(body, null, 2) + '\n', { mode: 0o600 });
+    renameSync(file + '.tmp', file);
+  };
+  write();
+  const timer = setInterval(write, everyMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    write();
+  };
+}
