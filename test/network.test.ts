@@ -67,7 +67,9 @@ test('three onion nodes discover each other: A knows B, B knows C, A learns and 
     { timeoutMs: 120_000, what: 'every node knows the other two as verified peers' },
   );
   const learned = (await a.peers!.list()).find((p) => p.onion === c.onion!.address)!;
-  assert.equal(learned.source, 'learned', 'A learned C from B');
+  // A was told only about B: it knows C either from B's peer list or from C's own hello to A
+  // (C learns A from B too), whichever came first.
+  assert.ok(['learned', 'hello'].includes(learned.source), `A's record of C came from ${learned.source}`);
   assert.deepEqual(learned.tables, [tableX], "C's tables come from C's own signed hello");
 
   // Over Tor, B's hello filtered by table X names C (which mirrors only X) and A (which mirrors '*').
