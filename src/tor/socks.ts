@@ -2,9 +2,9 @@
  * How p2pdb dials peers: only v3 onion URLs, only through the local tor's SOCKS port, with the
  * name resolved by tor (socks5h), so no peer traffic or DNS lookup ever leaves directly.
  */
-import { createHash } from 'node:crypto';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import { fail } from '../errors.js';
+import { onionAddressOf, publicKeyOfOnion } from '../identity/onion-key.js';
 
 /** An http(s) Agent that sends every request through tor's SocksPort on 127.0.0.1. */
 export function peerAgent(socksPort: number): SocksProxyAgent {
@@ -16,7 +16,6 @@ export function peerAgent(socksPort: number): SocksProxyAgent {
 }
 
 const ONION_HOST = /^([a-z2-7]{56})\.onion$/;
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
 export interface OnionUrl {
   url: URL;
@@ -46,46 +45,15 @@ export function assertOnionUrl(url: string | URL): OnionUrl {
 /** A v3 service id is base32(pubkey[32] | checksum[2] | version 0x03); the checksum catches typos. */
 export function isV3ServiceId(id: string): boolean {
   if (!/^[a-z2-7]{56}$/.test(id)) return false;
-  const bytes = base32Decode(id);
-  return bytes[34] === 3 && onionServiceId(bytes.subarray(0, 32)) === id;
+  try {
+    publicKeyOfOnion(`${id}.onion`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
-/** The v3 service id of an ed25519 public key. */
+/** The v3 service id (the address without ".onion") of an Ed25519 public key. */
 export function onionServiceId(publicKey: Uint8Array): string {
-  if (publicKey.length !== 32) fail('bad_key', 'an onion public key is 32 bytes');
-  const version = Buffer.from([3]);
-  const sum = createHash('sha3-256').update('.onion checksum').update(publicKey).update(version).digest();
-  return base32Encode(Buffer.concat([publicKey, sum.subarray(0, 2), version]));
-}
-
-function base32Encode(bytes: Buffer): string {
-  let out = '';
-  let bits = 0;
-  let value = 0;
-  for (const b of bytes) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-      value &= (1 << bits) - 1;
-    }
-  }
-  return bits > 0 ? out + BASE32[(value << (5 - bits)) & 31] : out;
-}
-
-function base32Decode(text: string): Buffer {
-  const out: number[] = [];
-  let bits = 0;
-  let value = 0;
-  for (const c of text) {
-    value = (value << 5) | BASE32.indexOf(c);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-      value &= (1 << bits) - 1;
-    }
-  }
-  return Buffer.from(out);
+  return onionAddressOf(publicKey).slice(0, -'.onion'.length);
 }
