@@ -53,6 +53,22 @@ function fieldsOf(v: ValidEntry): Buffer[] {
   return [v.entry.table, v.entry.to, v.entry.payload, v.entry.signature, v.entry.proof, v.id, v.tableFingerprint];
 }
 
+/** One parsed item through every check; throws a P2pdbError naming the first it fails. */
+export function checkItem(item: unknown, policy: EntryPolicy, keys: PublicKeyCache, now: number, urlId?: Buffer): ValidEntry {
+  if (item instanceof P2pdbError) throw item;
+  const { entry, claimedId } = entryFromJson(item, policy);
+  if (urlId && claimedId && !urlId.equals(claimedId)) throw new P2pdbError('id_mismatch', 'id in the URL and in the body differ');
+  const v = checkEntryContent(entry, policy, now, urlId ?? claimedId);
+  checkEntrySignature(v, keys);
+  return v;
+}
+
+/** The id an item claims, when it is well-formed, so a refusal can name the entry. */
+export function claimedIdOf(item: unknown): { id?: string } {
+  const claimed = (item as { id?: unknown } | null)?.id;
+  return typeof claimed === 'string' && /^[0-9a-f]{64}$/.test(claimed) ? { id: claimed } : {};
+}
+
 export function checkBody(req: CheckRequest, policy: EntryPolicy, keys: PublicKeyCache): CheckResult {
   const errors: CheckedError[] = [];
   const valid: { index: number; v: ValidEntry }[] = [];
@@ -73,16 +89,10 @@ export function checkBody(req: CheckRequest, policy: EntryPolicy, keys: PublicKe
   const urlId = req.urlId ? Buffer.from(req.urlId) : undefined;
   items.forEach((item, index) => {
     try {
-      if (item instanceof P2pdbError) throw item;
-      const { entry, claimedId } = entryFromJson(item, policy);
-      if (urlId && claimedId && !urlId.equals(claimedId)) throw new P2pdbError('id_mismatch', 'id in the URL and in the body differ');
-      const v = checkEntryContent(entry, policy, req.now, urlId ?? claimedId);
-      checkEntrySignature(v, keys);
-      valid.push({ index, v });
+      valid.push({ index, v: checkItem(item, policy, keys, req.now, urlId) });
     } catch (e) {
       if (!isP2pdbError(e)) throw e;
-      const claimed = (item as { id?: unknown } | null)?.id;
-      errors.push({ index, ...(typeof claimed === 'string' && /^[0-9a-f]{64}$/.test(claimed) ? { id: claimed } : {}), code: e.code, message: e.message });
+      errors.push({ index, ...claimedIdOf(item), code: e.code, message: e.message });
     }
   });
   // Pack every binary field of every valid entry into one buffer that owns its memory.

@@ -5,13 +5,12 @@
  */
 import { PublicKeyCache } from '../crypto/keys.js';
 import { isP2pdbError, P2pdbError } from '../errors.js';
-import { checkEntryContent, checkEntrySignature, type EntryPolicy, type ValidEntry } from '../entry/validate.js';
-import { entryFromJson } from '../entry/wire.js';
+import type { EntryPolicy, ValidEntry } from '../entry/validate.js';
 import type { BodyKind } from './parse-body.js';
 import type { EntryStore, InsertOutcome } from '../store/types.js';
 import { toHex } from '../util/bytes.js';
 import { InlineChecker, type BodyChecker } from './check-pool.js';
-import { unpackEntries, type CheckResult } from './check-body.js';
+import { checkItem, claimedIdOf, unpackEntries, type CheckResult } from './check-body.js';
 
 export type IngestResult =
   | { index: number; id: string; status: InsertOutcome }
@@ -46,12 +45,7 @@ export class Ingestor {
 
   /** Checks one parsed item in this thread; throws a P2pdbError naming the first check it fails. */
   check(item: unknown, urlId?: Buffer): ValidEntry {
-    if (item instanceof P2pdbError) throw item;
-    const { entry, claimedId } = entryFromJson(item, this.deps.policy);
-    if (urlId && claimedId && !urlId.equals(claimedId)) throw new P2pdbError('id_mismatch', 'id in the URL and in the body differ');
-    const valid = checkEntryContent(entry, this.deps.policy, this.now(), urlId ?? claimedId);
-    checkEntrySignature(valid, this.keys);
-    return valid;
+    return checkItem(item, this.deps.policy, this.keys, this.now(), urlId);
   }
 
   /** One entry's body, for /put/:id: a refusal is thrown so the route answers with its status. */
@@ -83,8 +77,7 @@ export class Ingestor {
         slots.push(index);
       } catch (e) {
         if (!isP2pdbError(e)) throw e;
-        const claimed = (item as { id?: unknown } | null)?.id;
-        results[index] = { index, ...(typeof claimed === 'string' && /^[0-9a-f]{64}$/.test(claimed) ? { id: claimed } : {}), error: e.toJSON() };
+        results[index] = { index, ...claimedIdOf(item), error: e.toJSON() };
       }
     });
     await this.insertInto(results, valid, slots);
