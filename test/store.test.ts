@@ -498,3 +498,48 @@ describe('SQLite entry store', () => {
     assert.equal(check, 'ok');
   });
 });
+
+describe('onStored', () => {
+  test('reports each newly stored entry once, with the seq /get/ shows, before insert() resolves', async () => {
+    await withStore({}, async (store) => {
+      const table = fakeTable();
+      const to = fakeRecipient();
+      const seen: { seq: number; id: string }[] = [];
+      let seenAtResolve = -1;
+      const off = store.onStored((stored) => {
+        for (const s of stored) seen.push({ seq: s.seq, id: s.entry.id.toString('hex') });
+      });
+      const a = fakeEntry({ table, to });
+      const b = fakeEntry({ table, to });
+      const c = fakeEntry({ table, to });
+      await store.insert([a, b]);
+      // A duplicate among new ones: only the new ones are reported (the partial-insert path).
+      const pending = store.insert([b, c, a]).then((o) => {
+        seenAtResolve = seen.length;
+        return o;
+      });
+      assert.deepEqual(await pending, ['duplicate', 'stored', 'duplicate']);
+      assert.equal(seenAtResolve, 3);
+      const stored = await everything(store);
+      assert.deepEqual(
+        seen,
+        stored.map((s) => ({ seq: s.seq, id: s.id.toString('hex') })),
+      );
+      assert.equal(await store.lastSeq(), stored[2]!.seq);
+      off();
+      await store.insert([fakeEntry({ table, to })]);
+      assert.equal(seen.length, 3);
+    });
+  });
+
+  test('a throwing listener does not fail the commit', async () => {
+    await withStore({}, async (store) => {
+      store.onStored(() => {
+        throw new Error('listener bug');
+      });
+      const e = fakeEntry({ table: fakeTable(), to: fakeRecipient() });
+      assert.deepEqual(await store.insert([e]), ['stored']);
+      assert.equal(await store.count(), 1);
+    });
+  });
+});

@@ -13,7 +13,7 @@ import { migrationSource } from './migrations.js';
 import { pragmaSql, type ConnectionSettings, type Durability } from './pragmas.js';
 import { EntryReader } from './reader.js';
 import { all, type Database } from './sqlite.js';
-import type { EntryFilter, EntryPage, EntryStore, InsertOutcome, TableCount } from './types.js';
+import type { EntryFilter, EntryPage, EntryStore, InsertOutcome, StoredListener, StoredNotice, TableCount } from './types.js';
 import { EntryWriter } from './writer.js';
 
 export interface StoreOptions {
@@ -58,6 +58,7 @@ function asStoreError(err: unknown, what: string): P2pdbError {
 
 export class SqliteEntryStore implements EntryStore {
   private closing: Promise<void> | null = null;
+  private readonly listeners = new Set<StoredListener>();
 
   constructor(
     private readonly writeKnex: Knex,
@@ -72,6 +73,28 @@ export class SqliteEntryStore implements EntryStore {
     if (this.closing) throw new P2pdbError('internal', 'the store is closed');
     if (entries.length === 0) return [];
     return this.queue.submit(entries);
+  }
+
+  onStored(listener: StoredListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Called by the commit loop after a commit, before the inserting callers are answered. */
+  notifyStored(stored: StoredNotice[]): void {
+    if (stored.length === 0) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(stored);
+      } catch {
+        // A listener's failure must not fail a commit that has already happened.
+      }
+    }
+  }
+
+  async lastSeq(): Promise<number> {
+    const [row] = await this.readKnex.raw<{ seq: number | null }[]>('SELECT max(seq) AS seq FROM entries');
+    return row?.seq ?? 0;
   }
 
   query(filter: EntryFilter): Promise<EntryPage> {
@@ -148,17 +171,23 @@ export async function openStore(opts: StoreOptions): Promise<SqliteEntryStore> {
     const keys = new KeyDirectory();
     const writer = new EntryWriter({ db: writeConn, keys, clock: opts.clock ?? Date.now });
     const reader = new EntryReader(readKnex, keys);
+    let store: SqliteEntryStore | undefined;
     const queue = new GroupCommit<ValidEntry, InsertOutcome>(
       async (calls) => {
+        const committed: StoredNotice[] = [];
+        let outcomes: InsertOutcome[][];
         try {
-          return await writer.write(calls);
+          outcomes = await writer.write(calls, committed);
         } catch (err) {
           throw asStoreError(err, 'store write failed');
         }
+        store?.notifyStored(committed);
+        return outcomes;
       },
       opts.maxBatchEntries ?? STORE_DEFAULTS.maxBatchEntries,
     );
-    return new SqliteEntryStore(writeKnex, writeConn, readKnex, writer, reader, queue);
+    store = new SqliteEntryStore(writeKnex, writeConn, readKnex, writer, reader, queue);
+    return store;
   } catch (err) {
     await readKnex?.destroy();
     await writeKnex.destroy();

@@ -42,6 +42,19 @@ export interface TableCount {
   count: number;
 }
 
+/** An entry this store has just committed (durably), with the seq it was given. */
+export interface StoredNotice {
+  seq: number;
+  receivedAt: number;
+  entry: ValidEntry;
+}
+
+/**
+ * Called after each commit that stored anything, in seq order, before the callers of
+ * insert() are answered. Runs on the commit path: keep it cheap and never throw.
+ */
+export type StoredListener = (stored: readonly StoredNotice[]) => void;
+
 export interface EntryStore {
   /**
    * Stores entries that have passed validation. Resolves once they are committed
@@ -54,6 +67,10 @@ export interface EntryStore {
   count(): Promise<number>;
   /** Entries per table that has any, from the same counters. */
   countByTable(): Promise<TableCount[]>;
+  /** Registers a listener for newly stored entries (from any source); returns an unsubscribe. */
+  onStored(listener: StoredListener): () => void;
+  /** Highest seq stored, 0 when empty. */
+  lastSeq(): Promise<number>;
   /** Waits for queued inserts to commit, then closes. */
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@
 import type { ValidEntry } from '../entry/validate.js';
 import { fingerprintKey, type KeyDirectory, type KeyRow } from './keys.js';
 import { all, finalize, prepare, run, runStatement, type Database, type Statement } from './sqlite.js';
-import type { InsertOutcome } from './types.js';
+import type { InsertOutcome, StoredNotice } from './types.js';
 
 const COLUMNS = '(id, table_id, recipient, received_at, created_at, version, payload, signature, proof)';
 const PARAMS_PER_ROW = 9;
@@ -34,8 +34,11 @@ export class EntryWriter {
 
   constructor(private readonly deps: WriterDeps) {}
 
-  /** One transaction for all the calls; outcomes per call, in order. */
-  async write(calls: ValidEntry[][]): Promise<InsertOutcome[][]> {
+  /**
+   * One transaction for all the calls; outcomes per call, in order. Entries newly stored are
+   * appended to `committed` (seq order) once the transaction has committed.
+   */
+  async write(calls: ValidEntry[][], committed: StoredNotice[] = []): Promise<InsertOutcome[][]> {
     const outcomes: InsertOutcome[][] = calls.map((c) => new Array<InsertOutcome>(c.length).fill('duplicate'));
     // First occurrence of each id wins; later ones (same call or another call) are duplicates.
     const seen = new Set<string>();
@@ -65,15 +68,18 @@ export class EntryWriter {
       const receivedAt = Math.max(this.deps.clock(), last?.received_at ?? 0);
       const keyIds = await this.keyIds(candidates, createdKeys);
       const perTable = new Map<number, number>();
+      const notices: StoredNotice[] = [];
       let stored = 0;
       for (let offset = 0; offset < candidates.length; ) {
         const size = chunkSize(candidates.length - offset);
         const chunk = candidates.slice(offset, offset + size);
         offset += size;
-        const storedFlags = await this.insertChunk(chunk, keyIds, receivedAt, tail);
+        const storedSeqs = await this.insertChunk(chunk, keyIds, receivedAt, tail);
         chunk.forEach((c, i) => {
-          if (!storedFlags[i]) return;
+          const seq = storedSeqs[i]!;
+          if (seq === 0) return;
           outcomes[c.call]![c.index] = 'stored';
+          notices.push({ seq, receivedAt, entry: c.entry });
           const tableId = keyIds.get(fingerprintKey(c.entry.tableFingerprint))!;
           perTable.set(tableId, (perTable.get(tableId) ?? 0) + 1);
           stored++;
@@ -91,6 +97,7 @@ export class EntryWriter {
         ]);
       }
       await run(db, 'COMMIT');
+      for (const n of notices) committed.push(n);
     } catch (err) {
       // SQLite may already have rolled back (e.g. on SQLITE_FULL); then ROLLBACK itself errors.
       await run(db, 'ROLLBACK').catch(() => undefined);
@@ -131,15 +138,15 @@ export class EntryWriter {
   }
 
   /**
-   * Inserts one chunk; returns, per row, whether it was stored (false: the id was already
-   * there). `tail` is the highest seq so far in this transaction, advanced here.
+   * Inserts one chunk; returns, per row, the seq it was stored at, or 0 when the id was
+   * already there. `tail` is the highest seq so far in this transaction, advanced here.
    */
   private async insertChunk(
     chunk: Candidate[],
     keyIds: Map<string, number>,
     receivedAt: number,
     tail: { seq: number },
-  ): Promise<boolean[]> {
+  ): Promise<number[]> {
     const params: unknown[] = new Array(chunk.length * PARAMS_PER_ROW);
     let p = 0;
     for (const { entry: v } of chunk) {
@@ -156,12 +163,13 @@ export class EntryWriter {
     const before = tail.seq;
     const { changes, lastID } = await runStatement(await this.statement(chunk.length), params);
     if (changes > 0) tail.seq = lastID;
-    if (changes === chunk.length) return chunk.map(() => true);
-    if (changes === 0) return chunk.map(() => false);
+    // All stored: one statement's rows take consecutive seqs in VALUES order.
+    if (changes === chunk.length) return chunk.map((_, i) => before + 1 + i);
+    if (changes === 0) return chunk.map(() => 0);
     // Some ids existed: the rows this statement added are exactly those past the old maximum seq.
-    const rows = await all<{ id: Buffer }>(this.deps.db, 'SELECT id FROM entries WHERE seq > ?', [before]);
-    const added = new Set(rows.map((r) => r.id.toString('latin1')));
-    return chunk.map((c) => added.has(c.entry.id.toString('latin1')));
+    const rows = await all<{ seq: number; id: Buffer }>(this.deps.db, 'SELECT seq, id FROM entries WHERE seq > ?', [before]);
+    const added = new Map(rows.map((r) => [r.id.toString('latin1'), r.seq]));
+    return chunk.map((c) => added.get(c.entry.id.toString('latin1')) ?? 0);
   }
 
   private async statement(rows: number): Promise<Statement> {
