@@ -63,7 +63,8 @@ export class SqliteEntryStore implements EntryStore {
   constructor(
     private readonly writeKnex: Knex,
     private readonly writeConn: Database,
-    private readonly readKnex: Knex,
+    /** Read-only connections, for query modules beside this one in src/store (sync ranges, index builds). */
+    readonly readKnex: Knex,
     private readonly writer: EntryWriter,
     private readonly reader: EntryReader,
     private readonly queue: GroupCommit<ValidEntry, InsertOutcome>,
