@@ -1,0 +1,106 @@
+/**
+ * Id queries for sync (src/sync): the ids of one table inside an id range [lo, hi), pages of
+ * (seq, table, id) in seq order for building the in-memory index, and counts at one consistent
+ * point. Read-only, on the store's reader pool (SqliteEntryStore.readKnex).
+ *
+ * A range is read through one of two indexes, whichever reads fewer rows: the unique id index
+ * (every table's ids in the range; each row is then checked for its table) or the (table_id,
+ * seq) index (every id of the table, checked for the range). The caller passes its estimates,
+ * so reading a node costs min(ids of all tables in the range, ids of the table), never more.
+ */
+import type { Knex } from 'knex';
+
+export type RangePlan = 'by-id' | 'by-table';
+
+export interface SeqRow {
+  seq: number;
+  table: Buffer;
+  id: Buffer;
+}
+
+export class IdRanges {
+  private readonly tableIds = new Map<string, number>();
+  private fingerprints = new Map<number, Buffer>();
+
+  constructor(private readonly knex: Knex) {}
+
+  /** table_keys.id of a fingerprint; undefined while the store has never seen the table. */
+  async tableId(fingerprint: Buffer): Promise<number | undefined> {
+    const k = fingerprint.toString('latin1');
+    const known = this.tableIds.get(k);
+    if (known !== undefined) return known;
+    const [row] = await this.knex.raw<{ id: number }[]>('SELECT id FROM table_keys WHERE fingerprint = ?', [fingerprint]);
+    if (row) this.tableIds.set(k, row.id); // rows are never deleted, so a hit is final
+    return row?.id;
+  }
+
+  /**
+   * Ids of a table with lo <= id < hi (hi null: no upper bound), ascending, after `afterId`
+   * when given (a resumable cursor), at most `limit` (-1: no limit).
+   */
+  async idsInRange(
+    fingerprint: Buffer,
+    lo: Buffer,
+    hi: Buffer | null,
+    o: { limit?: number; afterId?: Buffer; plan?: RangePlan } = {},
+  ): Promise<Buffer[]> {
+    const tableId = await this.tableId(fingerprint);
+    if (tableId === undefined) return [];
+    const params: Knex.RawBinding[] = [];
+    const where: string[] = [];
+    if (o.afterId && Buffer.compare(o.afterId, lo) >= 0) {
+      where.push('id > ?');
+      params.push(o.afterId);
+    } else {
+      where.push('id >= ?');
+      params.push(lo);
+    }
+    if (hi) {
+      where.push('id < ?');
+      params.push(hi);
+    }
+    where.push('table_id = ?');
+    params.push(tableId, o.limit ?? -1);
+    const index = o.plan === 'by-table' ? 'entries_table' : 'entries_id';
+    const rows = await this.knex.raw<{ id: Buffer }[]>(
+      `SELECT id FROM entries INDEXED BY ${index} WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`,
+      params,
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Entries with seq > afterSeq (and <= upTo when given), in seq order: the index's rebuild and catch-up. */
+  async pageBySeq(afterSeq: number, limit: number, upTo?: number): Promise<SeqRow[]> {
+    const rows = await this.knex.raw<{ seq: number; id: Buffer; table_id: number }[]>(
+      `SELECT seq, id, table_id FROM entries WHERE seq > ?${upTo === undefined ? '' : ' AND seq <= ?'} ORDER BY seq LIMIT ?`,
+      upTo === undefined ? [afterSeq, limit] : [afterSeq, upTo, limit],
+    );
+    const out: SeqRow[] = [];
+    for (const r of rows) {
+      let table = this.fingerprints.get(r.table_id);
+      if (!table) {
+        await this.loadFingerprints();
+        table = this.fingerprints.get(r.table_id);
+        if (!table) throw new Error(`entry ${r.seq} refers to an unknown table_id ${r.table_id}`);
+      }
+      out.push({ seq: r.seq, table, id: r.id });
+    }
+    return out;
+  }
+
+  /** Per-table counts and the last seq, read in one statement so they describe the same moment. */
+  async countsAt(): Promise<{ lastSeq: number; counts: Map<string, number> }> {
+    const rows = await this.knex.raw<{ fingerprint: Buffer; entry_count: number; last: number | null }[]>(
+      'SELECT fingerprint, entry_count, (SELECT max(seq) FROM entries) AS last FROM table_keys WHERE entry_count > 0',
+    );
+    const counts = new Map<string, number>();
+    for (const r of rows) counts.set(r.fingerprint.toString('latin1'), r.entry_count);
+    // No table with entries means no entries: the store never deletes.
+    return { lastSeq: rows[0]?.last ?? 0, counts };
+  }
+
+  private async loadFingerprints(): Promise<void> {
+    const rows = await this.knex.raw<{ id: number; fingerprint: Buffer }[]>('SELECT id, fingerprint FROM table_keys');
+    this.fingerprints = new Map(rows.map((r) => [r.id, r.fingerprint]));
+  }
+}
