@@ -5,8 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --quiet: no progress lines. --test: also what only the tests need (Debian's chromium).
 quiet=0
-[ "${1:-}" = "--quiet" ] && quiet=1
+for_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --quiet) quiet=1 ;;
+    --test) for_tests=1 ;;
+    *) echo "bootstrap: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 say() { [ "$quiet" = 1 ] || echo "bootstrap: $*" >&2; }
 die() { echo "bootstrap: $*" >&2; exit 1; }
 
@@ -34,10 +42,12 @@ fi
 
 # 3. Build when any source is newer than the last build.
 build_stamp=dist/.build-stamp
-if [ ! -f "$build_stamp" ] || [ -n "$(find src test scripts tsconfig.json package.json -newer "$build_stamp" -type f -print -quit)" ]; then
+if [ ! -f "$build_stamp" ] || [ -n "$(find src test scripts examples tsconfig.json tsconfig.web.json package.json -newer "$build_stamp" -type f -print -quit)" ]; then
   say "building (tsc)"
   rm -rf dist
   npx tsc -p tsconfig.json >&2
+  say "building the browser app (esbuild)"
+  node scripts/build-web.mjs >&2
   touch "$build_stamp"
 fi
 
@@ -55,5 +65,21 @@ if ! command -v tor >/dev/null 2>&1; then
     command -v systemctl >/dev/null 2>&1 && systemctl disable --now tor >/dev/null 2>&1 || true
   else
     say "tor is not installed: run 'sudo apt-get install -y tor' to publish the node as an onion service"
+  fi
+fi
+
+# 5. Debian's chromium, which the browser-app tests drive (playwright-core never downloads a browser).
+#    Only for `npm test`: a node operator's `npm start` must not pull in a browser.
+if [ "$for_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "${P2PDB_SKIP_BROWSER_INSTALL:-}" = 1 ]; then
+    say "chromium is not installed (P2PDB_SKIP_BROWSER_INSTALL=1: not installing it; the browser tests will say so)"
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium (apt-get), for the browser-app tests"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
+        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }; }; then
+      say "could not install chromium; the browser-app tests cannot run"
+    fi
+  else
+    say "chromium is not installed: run 'sudo apt-get install -y chromium' to run the browser-app tests"
   fi
 fi

@@ -40,6 +40,14 @@ export type ErrorCode =
   | 'peer_unreachable'
   | 'peer_refused'
   | 'peer_bad_answer'
+  | 'too_many_subscribers'
+  // sync transport (src/sync/session.ts, src/http/routes/sync.ts, the local control listener)
+  | 'peer_banned'
+  | 'unauthorized'
+  | 'busy'
+  | 'mint_cancelled'
+  | 'keystore_locked'
+  | 'sync_malformed'
   | 'internal';
 
 /** HTTP status for each code that can reach a client over the wire. */
@@ -81,6 +89,13 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   peer_unreachable: 502,
   peer_refused: 502,
   peer_bad_answer: 502,
+  too_many_subscribers: 503,
+  peer_banned: 403,
+  unauthorized: 401,
+  busy: 503,
+  mint_cancelled: 400,
+  keystore_locked: 400,
+  sync_malformed: 400,
   internal: 500,
 };
 

@@ -122,7 +122,7 @@ describe('SQLite entry store', () => {
           ),
         );
         await new Promise((resolve) => db.close(resolve));
-        assert.deepEqual(names, ['0001_entries', '0002_peers']);
+        assert.deepEqual(names, ['0001_entries', '0002_peers', '0003_sync_transport']);
       });
     }
   });

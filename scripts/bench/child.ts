@@ -48,6 +48,9 @@ async function main(): Promise<void> {
     });
     process.on('SIGTERM', () => void node.close().then(() => process.exit(0)));
     process.stdout.write(JSON.stringify({ url: node.url }) + '\n');
+  } else if (mode === 'sync-server') {
+    const { runSyncServer } = await import('./sync-server.js');
+    await runSyncServer(dataDir!);
   } else if (mode === 'bare-koa') {
     const { default: Koa } = await import('koa');
     const { default: getRawBody } = await import('raw-body');

@@ -1,12 +1,17 @@
 /**
- * `npm run bench -- [NAME ...] [--quick]`: runs the named benchmarks (all when none is named)
- * and prints one JSON object per measurement on stdout. Progress goes to stderr.
- * --quick shrinks sizes for a smoke run (figures from it are not the recorded ones).
+ * `npm run bench -- [NAME ...] [--quick] [--n N]... [--d D]...`: runs the named benchmarks (all
+ * when none is named) and prints one JSON object per measurement on stdout. Progress goes to
+ * stderr. --quick shrinks sizes for a smoke run (figures from it are not the recorded ones);
+ * --n and --d (repeatable) choose store sizes and differences for sync and bootstrap.
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
 
-type Bench = (quick: boolean) => Promise<object[]>;
+interface Sizes {
+  n?: number[];
+  d?: number[];
+}
+type Bench = (quick: boolean, sizes: Sizes) => Promise<object[]>;
 
 const BENCHES: Record<string, Bench> = {
   ceiling: async (quick) => (await import('./ceiling.js')).benchCeiling({ seconds: quick ? 1 : 3 }),
@@ -16,9 +21,47 @@ const BENCHES: Record<string, Bench> = {
   'put-single': async (quick) => (await import('./ingest.js')).benchSinglePut(quick ? { entries: 2000 } : {}),
   get: async (quick) => (await import('./get.js')).benchGet(quick ? { stored: 100_000, requests: 200 } : {}),
   store: async (quick) => (await import('./store.js')).benchStore(quick ? { quick: true } : {}),
+  sync: async (quick, sizes) =>
+    (await import('./sync.js')).benchSync({
+      ns: sizes.n ?? (quick ? [20_000] : [100_000, 1_000_000]),
+      ds: sizes.d ?? (quick ? [0, 1, 100] : [0, 1, 100, 10_000]),
+    }),
+  bootstrap: async (quick, sizes) => {
+    const { benchBootstrap } = await import('./bootstrap.js');
+    const rows: object[] = [];
+    for (const n of sizes.n ?? [quick ? 2000 : 1_000_000]) rows.push(...(await benchBootstrap({ n })));
+    return rows;
+  },
+  'sync-tor': async (quick, sizes) => {
+    const { benchSyncTor } = await import('./sync-tor.js');
+    const rows: object[] = [];
+    for (const n of sizes.n ?? [quick ? 2000 : 20_000]) rows.push(...(await benchSyncTor({ n })));
+    return rows;
+  },
 };
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { quick: { type: 'boolean', default: false } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    quick: { type: 'boolean', default: false },
+    n: { type: 'string', multiple: true },
+    d: { type: 'string', multiple: true },
+  },
+});
+const numbers = (list: string[] | undefined, name: string): number[] | undefined =>
+  list?.map((v) => {
+    const x = Number(v.replace(/_/g, ''));
+    if (!Number.isSafeInteger(x) || x < 0) {
+      console.error(`--${name} takes a non-negative integer, not ${v}`);
+      process.exit(2);
+    }
+    return x;
+  });
+const sizes: Sizes = {};
+const ns = numbers(values.n, 'n');
+const ds = numbers(values.d, 'd');
+if (ns) sizes.n = ns;
+if (ds) sizes.d = ds;
 const names = positionals.length > 0 ? positionals : Object.keys(BENCHES);
 for (const name of names) {
   if (!BENCHES[name]) {
@@ -30,7 +73,7 @@ const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node
 for (const name of names) {
   console.error(`bench: ${name}${values.quick ? ' (quick)' : ''}`);
   const t0 = performance.now();
-  for (const row of await BENCHES[name]!(values.quick ?? false)) {
+  for (const row of await BENCHES[name]!(values.quick ?? false, sizes)) {
     console.log(JSON.stringify({ ...row, at: new Date().toISOString(), machine }));
   }
   console.error(`bench: ${name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -3,6 +3,8 @@ import type { KeyObject } from 'node:crypto';
 import type { KeyInfo } from '../client/keyring.js';
 import type { GetFilters } from '../client/node-api.js';
 import { openEntry, verifyStoredEntry, type VerifiedEntry } from '../client/read.js';
+import { subscribeEntries } from '../client/subscribe.js';
+import type { StoredEntryJson } from '../entry/types.js';
 import { PublicKeyCache } from '../crypto/keys.js';
 import { P2pdbError } from '../errors.js';
 import {
@@ -24,7 +26,7 @@ import {
 } from './context.js';
 import { decodeText, escapeForTerminal, parseDuration } from './format.js';
 
-const USAGE = `usage: p2pdb get [--table T]... [--recipient R]... [--since 10m|2h|3d|SECONDS] [--limit N] [--json]
+const USAGE = `usage: p2pdb get [--table T]... [--recipient R]... [--since 10m|2h|3d|SECONDS] [--limit N] [--json] [--follow]
 
 Fetches entries from the node (all pages), checks each entry's id and signature here
 (the node is not trusted), and decrypts those addressed to a private key in the keyring.
@@ -38,6 +40,9 @@ options:
   --since D        only entries the node received in the last D (10m, 2h, 3d, or seconds)
   --limit N        print at most N entries (oldest first)
   --json           one JSON object per line instead of text
+  --follow, -f     after what is stored, keep printing entries as the node commits them
+                   (live, through GET /subscribe/; reconnects and resumes without gaps or
+                   repeats); Ctrl-C to stop. Not with --limit
 ${COMMON_CLIENT_HELP}`;
 
 const GET_MAX_LIST = 200;
@@ -68,6 +73,7 @@ export const getCommand: Command = {
       since: { type: 'string' },
       limit: { type: 'string' },
       json: { type: 'boolean' },
+      follow: { type: 'boolean', short: 'f' },
     });
     if (flag(p, 'help')) {
       println(io.stdout, USAGE);
@@ -81,6 +87,8 @@ export const getCommand: Command = {
     }
     const limit = positiveInt('get', str(p, 'limit'), '--limit');
     const asJson = flag(p, 'json');
+    const follow = flag(p, 'follow');
+    if (follow && limit !== undefined) throw new UsageError('--limit and --follow do not go together', 'get');
 
     const keyring = await openKeyring(io);
     const byFingerprint = new Map(keyring.list().map((k) => [k.fingerprint, k]));
@@ -117,9 +125,29 @@ export const getCommand: Command = {
       return key;
     };
 
+    if (follow) {
+      // Unlock (scrypt, ~0.4 s) before the stream opens, so the first live entry is not the slow one.
+      for (const fp of recipients) {
+        const k = byFingerprint.get(fp);
+        if (k?.hasPrivate) await privateKeyFor(k);
+      }
+    }
+
     let printed = 0;
     let rejected = 0;
-    for await (const json of api.getAll(filters)) {
+    // Following replays from the start of the filter (like get), then stays on the live stream.
+    const stop = new AbortController();
+    if (follow) void io.stopSignal().then(() => stop.abort());
+    const source: AsyncIterable<StoredEntryJson> = follow
+      ? subscribeEntries(api.baseUrl, filters, {
+          after: '0',
+          signal: stop.signal,
+          onOpen: ({ attempt }) => println(io.stderr, attempt === 1 ? `following ${api.baseUrl} (Ctrl-C to stop)` : `reconnected to ${api.baseUrl}`),
+          onReconnect: ({ error, delayMs }) =>
+            println(io.stderr, `connection to ${api.baseUrl} lost (${error instanceof Error ? error.message : String(error)}); retrying in ${Math.round(delayMs / 100) / 10} s`),
+        })
+      : api.getAll(filters);
+    for await (const json of source) {
       if (limit !== undefined && printed >= limit) break;
       let v: VerifiedEntry;
       try {
@@ -161,7 +189,7 @@ export const getCommand: Command = {
       printed++;
       println(io.stdout, asJson ? JSON.stringify(row) : textLine(row));
     }
-    if (!asJson && printed === 0) println(io.stderr, 'no entries');
+    if (!asJson && printed === 0 && !follow) println(io.stderr, 'no entries');
     if (rejected > 0) println(io.stderr, `${rejected} entr${rejected === 1 ? 'y' : 'ies'} skipped (failed verification or decryption)`);
     return 0;
   },

@@ -12,12 +12,14 @@ import { UsageError, println, type CliIo, type Command } from './context.js';
 import { getCommand } from './get.js';
 import { initCommand } from './init.js';
 import { keysCommand } from './keys.js';
+import { pairCommand } from './pair.js';
 import { peersCommand } from './peers.js';
 import { putCommand } from './put.js';
 import { serveCommand } from './serve.js';
 import { statusCommand } from './status.js';
+import { syncCommand } from './sync.js';
 
-const COMMANDS: Command[] = [initCommand, serveCommand, keysCommand, putCommand, getCommand, statusCommand, peersCommand];
+const COMMANDS: Command[] = [initCommand, serveCommand, keysCommand, putCommand, getCommand, statusCommand, peersCommand, pairCommand, syncCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

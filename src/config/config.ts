@@ -42,6 +42,8 @@ export interface NodeConfig {
   peers: string[];
   /** How often the peering loop looks for peers due a hello (jittered). */
   peeringIntervalMs: number;
+  /** How often each verified peer sharing tables is synced with (jittered); 0: no periodic sync (pushes and `p2pdb sync` still run). */
+  syncIntervalMs: number;
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -60,6 +62,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   torExtraLines: [],
   peers: [],
   peeringIntervalMs: 30_000,
+  syncIntervalMs: 60_000,
 };
 
 export type ConfigInput = { [K in keyof NodeConfig]?: unknown };
@@ -82,6 +85,7 @@ const ENV_NAMES: Partial<Record<keyof NodeConfig, string>> = {
   torControlPassword: 'P2PDB_TOR_CONTROL_PASSWORD',
   torSocks: 'P2PDB_TOR_SOCKS',
   torBinary: 'P2PDB_TOR_BINARY',
+  syncIntervalMs: 'P2PDB_SYNC_INTERVAL_MS',
 };
 
 export function configFromEnv(env: NodeJS.ProcessEnv): ConfigInput {
@@ -243,6 +247,7 @@ export function resolveConfig(...layers: ConfigInput[]): NodeConfig {
     ...torSettings(merged, listenHost),
     peers: onionList(merged.peers),
     peeringIntervalMs: int(merged.peeringIntervalMs, 'peeringIntervalMs', 1000, 24 * 3600 * 1000),
+    syncIntervalMs: int(merged.syncIntervalMs, 'syncIntervalMs', 0, 24 * 3600 * 1000),
   };
 }
 

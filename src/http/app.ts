@@ -10,6 +10,9 @@ import { errorMiddleware, hardeningHeaders } from './errors.js';
 import { getRoutes } from './routes/get.js';
 import { helloInfo, helloRoutes } from './routes/hello.js';
 import { putRoutes } from './routes/put.js';
+import { syncRoutes, type SyncRouteDeps } from './routes/sync.js';
+import { webRoutes } from './routes/web.js';
+import { subscribeRoutes, type SubscribeOptions } from './routes/subscribe.js';
 
 export interface AppDeps {
   config: NodeConfig;
@@ -21,6 +24,12 @@ export interface AppDeps {
   /** The node's onion identity and peer table, when Tor is on. */
   identity?: OnionIdentity;
   peerStore?: PeerStore;
+  /** The sync transport's routes (/sync/, /sync/fetch, /sync/range, /index/), wired by node.ts. */
+  sync?: SyncRouteDeps;
+  /** Limits of GET /subscribe/ (defaults in routes/subscribe.ts). */
+  subscribe?: Partial<SubscribeOptions>;
+  /** Aborted when the node shuts down, so long-lived answers (subscriptions) end. */
+  shutdown?: AbortSignal;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -38,6 +47,15 @@ export function createApp(deps: AppDeps): Koa {
     }),
     putRoutes(deps.ingestor, deps.config),
     getRoutes(deps.store, deps.now),
+    ...(deps.sync ? [syncRoutes(deps.sync)] : []),
+    webRoutes(),
+    subscribeRoutes({
+      store: deps.store,
+      log: deps.log,
+      ...(deps.now ? { now: deps.now } : {}),
+      ...(deps.subscribe ? { options: deps.subscribe } : {}),
+      ...(deps.shutdown ? { shutdown: deps.shutdown } : {}),
+    }).router,
   ]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));

@@ -9,6 +9,7 @@ import type { EntryPolicy } from '../entry/validate.js';
 import { fail } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity-file.js';
 import { createApp } from '../http/app.js';
+import type { SubscribeOptions } from '../http/routes/subscribe.js';
 import { CheckPool } from '../ingest/check-pool.js';
 import { Ingestor } from '../ingest/ingest.js';
 import type { OnionIdentity } from '../identity/onion-key.js';
@@ -22,6 +23,19 @@ import { createLogger, type Logger } from '../util/log.js';
 import { startOnionService, type OnionService, type OnionServiceOptions } from './onion-service.js';
 import { torRuntimeFromConfig } from './tor-runtime.js';
 import { SOFTWARE } from './version.js';
+import { HELLO_PROTOCOL } from '../peers/hello.js';
+import { PeerClient } from '../peers/peer-client.js';
+import type { PenaltyRule } from '../peers/peer-store.js';
+import { RangeQueries } from '../store/range-queries.js';
+import { OriginLog } from '../sync/origins.js';
+import { startFreshPush, type FreshPush } from '../sync/push.js';
+import { answerSync, Reconciliation, type SyncScope } from '../sync/reconcile.js';
+import { startSyncScheduler, type SyncScheduler } from '../sync/scheduler.js';
+import { SyncService } from '../sync/service.js';
+import type { SessionTuning, SyncProgress, SyncReport } from '../sync/session.js';
+import { SyncIndex } from '../sync/sync-index.js';
+import { httpSyncTransport, onionRequester, type TransportTimeouts } from '../sync/transport.js';
+import { startControlListener, type ControlListener } from './control.js';
 
 export interface RunningNode {
   url: string;
@@ -35,6 +49,16 @@ export interface RunningNode {
   /** The peer table and the peering loop, when Tor is on. */
   peers?: PeerStore;
   peering?: Peering;
+  /** Per-table fingerprint roots, kept current as entries are stored. */
+  syncIndex: SyncIndex;
+  /** Sync with peers (when Tor is on): run one now, listen to progress and outcomes; fresh-entry pushes. */
+  sync?: {
+    syncNow(onion: string, opts?: { onProgress?(p: SyncProgress): void; signal?: AbortSignal }): Promise<SyncReport>;
+    service: SyncService;
+    push: FreshPush;
+  };
+  /** The local control listener (127.0.0.1, bearer token; also in DATA/status.json), when Tor is on. */
+  control?: { url: string; token: string };
   close(): Promise<void>;
 }
 
@@ -45,6 +69,10 @@ export interface StartNodeOptions {
   verifyThreads?: number;
   /** Tuning of the onion service's bootstrap deadline and reconnect backoff (tests shorten them). */
   onion?: Pick<OnionServiceOptions, 'bootstrapDeadlineMs' | 'retryMinMs' | 'retryMaxMs'>;
+  /** Limits of GET /subscribe/ (tests shrink them). */
+  subscribe?: Partial<SubscribeOptions>;
+  /** Sync tuning (tests shrink pages; defaults in src/sync/session.ts, transport.ts, penalties.ts). */
+  sync?: { tuning?: Partial<SessionTuning>; timeouts?: TransportTimeouts; penaltyRule?: PenaltyRule };
 }
 
 export function policyFromConfig(config: NodeConfig): EntryPolicy {
@@ -103,7 +131,17 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   const checker = new CheckPool(policy, opts.verifyThreads);
   const ingestor = new Ingestor({ store, policy, checker, ...(opts.now ? { now: opts.now } : {}) });
   const peerStore = identity ? await openPeerStore({ filename: databaseFile(config), self: identity.address }) : undefined;
+  // Fingerprints follow store.onStored from here on, so /sync/ never scans a table.
+  const syncIndex = await SyncIndex.open({ store, dataDir: config.dataDir, log });
+  const scope: SyncScope = {
+    mirrors: (table) => policy.allowedTables === '*' || policy.allowedTables.has(table.toString('hex')),
+  };
+  const ranges = new RangeQueries(store.readKnex);
+  // Ends live subscriptions on close: server.close() waits for every open answer.
+  const shutdown = new AbortController();
   const app = createApp({
+    shutdown: shutdown.signal,
+    ...(opts.subscribe ? { subscribe: opts.subscribe } : {}),
     config,
     store,
     ingestor,
@@ -112,9 +150,16 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     ...(opts.now ? { now: opts.now } : {}),
     ...(identity ? { identity } : {}),
     ...(peerStore ? { peerStore } : {}),
+    sync: {
+      server: { answer: (request) => answerSync(syncIndex.view, request, scope), tables: () => syncIndex.tables() },
+      ranges,
+      mirrors: scope.mirrors,
+      protocol: HELLO_PROTOCOL,
+    },
   });
   const closeStores = async () => {
     await ingestor.close();
+    await syncIndex.close();
     await peerStore?.close();
     await store.close();
   };
@@ -146,7 +191,38 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       throw e;
     }
   }
-  const stopStatusFile = onion ? keepStatusFile(config.dataDir, config.tor, onion) : undefined;
+  // Sync: sessions over tor only (PeerClient: SOCKS agent, onion URLs), a background scheduler,
+  // fresh-entry pushes, and the local control listener `p2pdb sync` talks to.
+  let syncService: SyncService | undefined;
+  let syncScheduler: SyncScheduler | undefined;
+  let freshPush: FreshPush | undefined;
+  let control: ControlListener | undefined;
+  const syncAgent = onion ? peerAgent(onion.socksPort) : undefined;
+  if (onion && peerStore && syncAgent) {
+    const client = new PeerClient({ agent: syncAgent });
+    const transportFor = (peer: string) => httpSyncTransport(onionRequester(client, peer), opts.sync?.timeouts);
+    const origins = new OriginLog();
+    syncService = new SyncService({
+      peerStore,
+      transportFor,
+      ingest: (raw, o) => ingestor.ingestBody(raw, o),
+      ranges,
+      allowedTables: config.allowedTables,
+      powBits: config.powBits,
+      heldTables: () => syncIndex.tables().filter((t) => t.count > 0).map((t) => t.table),
+      reconciler: (o) => new Reconciliation(syncIndex.view, { ...o, scope }),
+      origins,
+      log,
+      ...(opts.now ? { clock: opts.now } : {}),
+      ...(opts.sync?.penaltyRule ? { penaltyRule: opts.sync.penaltyRule } : {}),
+      ...(opts.sync?.tuning ? { tuning: opts.sync.tuning } : {}),
+    });
+    freshPush = startFreshPush({ store, peerStore, transportFor, origins, log, ...(opts.now ? { clock: opts.now } : {}) });
+    control = await startControlListener(syncService, log);
+  }
+  const stopStatusFile = onion
+    ? keepStatusFile(config.dataDir, config.tor, onion, 500, control ? { url: control.url, token: control.token } : undefined)
+    : undefined;
   // Peers are dialled only through this node's tor (SOCKS), so peering needs the onion service.
   const peering =
     identity && onion && peerStore
@@ -161,6 +237,9 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
           ...(opts.now ? { clock: opts.now } : {}),
         })
       : undefined;
+  if (syncService) {
+    syncScheduler = startSyncScheduler({ service: syncService, intervalMs: config.syncIntervalMs, log, ...(opts.now ? { clock: opts.now } : {}) });
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -173,11 +252,23 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     ...(identity ? { identity } : {}),
     ...(peerStore ? { peers: peerStore } : {}),
     ...(peering ? { peering } : {}),
+    syncIndex,
+    ...(syncService && freshPush
+      ? { sync: { syncNow: (peer: string, o?: Parameters<SyncService['syncNow']>[1]) => syncService!.syncNow(peer, o), service: syncService, push: freshPush } }
+      : {}),
+    ...(control ? { control: { url: control.url, token: control.token } } : {}),
     close() {
       closing ??= (async () => {
+        // Sync first (it uses peers, the store and tor), then peering, as before.
+        await freshPush?.stop();
+        await syncService?.stop();
+        await syncScheduler?.stop();
+        await control?.close();
+        syncAgent?.destroy();
         await peering?.stop();
         await onion?.stop();
         stopStatusFile?.(); // first, so peers stop being sent here before the server goes
+        shutdown.abort();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();

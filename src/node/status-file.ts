@@ -1,6 +1,6 @@
 /**
  * DATA/status.json: what a running node knows about its Tor side, for `p2pdb status` on the
- * same machine. Written only when it changes, atomically, mode 0600; never holds secrets.
+ * same machine. Written only when it changes, atomically, mode 0600; holds no key material (only the local control token, hence 0600).
  * (Not served over HTTP: the HTTP port is the public onion service.)
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,8 @@ export interface NodeStatus {
     lastError?: string;
   };
   updated_at: number;
+  /** The local control listener (src/node/control.ts): 127.0.0.1 only; the token is why this file is 0600. */
+  control?: { url: string; token: string };
 }
 
 export function statusFile(dataDir: string): string {
@@ -31,7 +33,13 @@ export function readNodeStatus(dataDir: string): NodeStatus | undefined {
 }
 
 /** Keeps DATA/status.json current while the node runs; returns a stop function. */
-export function keepStatusFile(dataDir: string, mode: string, onion: OnionService, everyMs = 500): () => void {
+export function keepStatusFile(
+  dataDir: string,
+  mode: string,
+  onion: OnionService,
+  everyMs = 500,
+  control?: NodeStatus['control'],
+): () => void {
   let last = '';
   const write = () => {
     const s = onion.state();
@@ -45,7 +53,7 @@ export function keepStatusFile(dataDir: string, mode: string, onion: OnionServic
     if (key === last) return;
     last = key;
     const file = statusFile(dataDir);
-    const body: NodeStatus = { onion: onion.address, tor, updated_at: Date.now() };
+    const body: NodeStatus = { onion: onion.address, tor, updated_at: Date.now(), ...(control ? { control } : {}) };
     writeFileSync(file + '.tmp', JSON.stringify(body, null, 2) + '\n', { mode: 0o600 });
     renameSync(file + '.tmp', file);
   };

@@ -40,6 +40,23 @@ export interface PeerRequest {
   timeoutMs?: number;
 }
 
+export interface RawPeerRequest {
+  method?: 'GET' | 'POST';
+  body?: Buffer;
+  /** Of the body; default application/octet-stream. */
+  contentType?: string;
+  accept?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  maxAnswerBytes?: number;
+}
+
+export interface RawPeerAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
 export interface PeerAnswer {
   status: number;
   body: unknown;
@@ -120,6 +137,65 @@ export class PeerClient {
         });
       });
       request.end(body);
+    });
+  }
+
+  /**
+   * One request with a raw body and a raw answer (binary sync messages, NDJSON pages), under the
+   * same guarantees as request(): onion URL only, SOCKS agent only, no local name lookup, a
+   * deadline and a bound on the answer's size. Resolves with any HTTP status.
+   */
+  async requestRaw(onion: string, pathAndQuery: string, req: RawPeerRequest = {}): Promise<RawPeerAnswer> {
+    if (!pathAndQuery.startsWith('/')) fail('bad_request', 'a peer path starts with /');
+    const { url } = assertOnionUrl(`http://${onion}${pathAndQuery}`);
+    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
+    const maxBytes = req.maxAnswerBytes ?? this.maxAnswerBytes;
+    const method = req.method ?? (req.body ? 'POST' : 'GET');
+    const what = `${method} ${url.host}${url.pathname}`;
+    return await new Promise<RawPeerAnswer>((resolve, reject) => {
+      let settled = false;
+      const finish = (err: P2pdbError | undefined, answer?: RawPeerAnswer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.signal?.removeEventListener('abort', onAbort);
+        if (err) {
+          request.destroy();
+          reject(err);
+        } else resolve(answer!);
+      };
+      const unreachable = (cause: unknown, detail: string) =>
+        finish(Object.assign(new P2pdbError('peer_unreachable', `${what}: ${detail}`), { cause }));
+      const request = http.request(url, {
+        agent: this.agent,
+        method,
+        lookup: refuseLookup as unknown as typeof import('node:dns').lookup,
+        headers: {
+          accept: req.accept ?? '*/*',
+          ...(req.body ? { 'content-type': req.contentType ?? 'application/octet-stream', 'content-length': String(req.body.length) } : {}),
+        },
+      });
+      const timer = setTimeout(() => unreachable(undefined, `no complete answer within ${timeoutMs} ms`), timeoutMs);
+      const onAbort = () => unreachable(req.signal?.reason, 'aborted');
+      if (req.signal?.aborted) return onAbort();
+      req.signal?.addEventListener('abort', onAbort, { once: true });
+      request.on('error', (err: NodeJS.ErrnoException) => unreachable(err, err.code ? `${err.code} ${err.message}` : err.message));
+      request.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) {
+            finish(new P2pdbError('peer_bad_answer', `${what}: answer larger than ${maxBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('error', (err) => unreachable(err, `answer interrupted: ${err.message}`));
+        res.on('aborted', () => unreachable(undefined, 'answer interrupted'));
+        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      request.end(req.body);
     });
   }
 

@@ -109,6 +109,33 @@ function toRecord(r: PeerRow): PeerRecord {
   };
 }
 
+export interface PeerPenalty {
+  penalty: number;
+  /** ms since the epoch; the peer is not synced with before then. */
+  bannedUntil: number | null;
+}
+
+export interface PenaltyRule {
+  /** Points at which a peer is banned. */
+  threshold: number;
+  banMs: number;
+}
+
+/** Where a range pull from a peer stands (table sync_cursors). */
+export interface RangeCursorRecord {
+  peer: string;
+  table: Buffer;
+  /** Hex nibbles of the id prefix; '' = the whole table. */
+  prefix: string;
+  /** The peer's opaque cursor: continue after it. */
+  cursor: string;
+  /** The count the peer claimed for the range. */
+  claimed: number;
+  /** Entries received in this pull so far. */
+  fetched: number;
+  updatedAt: number;
+}
+
 export interface PeerStoreOptions {
   /** This node's own address: never stored as a peer. */
   self?: string;
@@ -299,6 +326,78 @@ export class PeerStore {
         .andWhereRaw('COALESCE(last_seen, first_seen) < ?', [now - this.limits.staleAfterMs])
         .del(),
     );
+  }
+
+  // ---- Sync (migration 0003_sync_transport): penalty points, bans, range-pull cursors ----
+
+  /** A peer's penalty points and ban deadline (ms, null when not banned). */
+  async penaltyOf(onion: string): Promise<PeerPenalty | undefined> {
+    const row = (await this.knex('peers').select('penalty', 'banned_until').where({ onion }).first()) as
+      | { penalty: number; banned_until: number | null }
+      | undefined;
+    return row ? { penalty: row.penalty, bannedUntil: row.banned_until } : undefined;
+  }
+
+  /**
+   * Adds penalty points; at `rule.threshold` or more the peer is banned until now + banMs and its
+   * points start again from zero (so a ban lasts banMs, and a peer that misbehaves again after
+   * it is banned again). Returns the new state, undefined when the peer is unknown.
+   */
+  penalize(onion: string, points: number, now: number, rule: PenaltyRule): Promise<PeerPenalty | undefined> {
+    return this.serial(async () => {
+      const current = await this.penaltyOf(onion);
+      if (!current) return undefined;
+      let penalty = current.penalty + Math.max(0, Math.round(points));
+      let bannedUntil = current.bannedUntil;
+      if (penalty >= rule.threshold) {
+        bannedUntil = now + rule.banMs;
+        penalty = 0;
+      }
+      await this.knex('peers').where({ onion }).update({ penalty, banned_until: bannedUntil });
+      return { penalty, bannedUntil };
+    });
+  }
+
+  /** Verified peers with a known table list and no ban in force: who may be synced with. */
+  async syncCandidates(now: number): Promise<PeerRecord[]> {
+    const rows = (await this.knex<PeerRow>('peers')
+      .select('*')
+      .where('verified', 1)
+      .whereNotNull('tables')
+      .andWhere((q) => q.whereNull('banned_until').orWhere('banned_until', '<=', now))
+      .orderBy('onion')) as PeerRow[];
+    return rows.map(toRecord).filter((p) => p.onion !== this.self);
+  }
+
+  /** Unfinished range pulls from a peer, oldest first. */
+  async rangeCursors(peer: string): Promise<RangeCursorRecord[]> {
+    const rows = (await this.knex('sync_cursors').select('*').where({ peer }).orderBy('updated_at')) as {
+      peer: string;
+      table_fp: Buffer;
+      prefix: string;
+      cursor: string;
+      claimed: number;
+      fetched: number;
+      updated_at: number;
+    }[];
+    return rows.map((r) => ({ peer: r.peer, table: r.table_fp, prefix: r.prefix, cursor: r.cursor, claimed: r.claimed, fetched: r.fetched, updatedAt: r.updated_at }));
+  }
+
+  /** Records where a range pull stands (after the page before `cursor` is committed). */
+  saveRangeCursor(c: RangeCursorRecord): Promise<void> {
+    return this.serial(async () => {
+      await this.knex('sync_cursors')
+        .insert({ peer: c.peer, table_fp: c.table, prefix: c.prefix, cursor: c.cursor, claimed: c.claimed, fetched: c.fetched, updated_at: c.updatedAt })
+        .onConflict(['peer', 'table_fp', 'prefix'])
+        .merge(['cursor', 'claimed', 'fetched', 'updated_at']);
+    });
+  }
+
+  /** The range pull is complete (or abandoned). */
+  clearRangeCursor(peer: string, table: Buffer, prefix: string): Promise<void> {
+    return this.serial(async () => {
+      await this.knex('sync_cursors').where({ peer, table_fp: table, prefix }).del();
+    });
   }
 
   close(): Promise<void> {

@@ -107,6 +107,31 @@ export const MIGRATIONS: readonly NamedMigration[] = [
       ]),
     down: (knex) => runAll(knex, ['DROP TABLE peers']),
   },
+  {
+    // Sync transport (src/sync/session.ts). sync_cursors: where a range pull from a peer stands
+    // (peer, table, id prefix in hex nibbles), advanced only after the page's entries are
+    // committed, deleted when the range is complete; so an interrupted bootstrap resumes there.
+    // The cursor is the peer's opaque X-P2pdb-Next value. peers gains penalty points for
+    // misbehaviour in sync and a ban deadline (ms) once they pass the threshold.
+    name: '0003_sync_transport',
+    up: (knex) =>
+      runAll(knex, [
+        `CREATE TABLE sync_cursors (
+           peer TEXT NOT NULL,
+           table_fp BLOB NOT NULL,
+           prefix TEXT NOT NULL,
+           cursor TEXT NOT NULL,
+           claimed INTEGER NOT NULL,
+           fetched INTEGER NOT NULL DEFAULT 0,
+           updated_at INTEGER NOT NULL,
+           PRIMARY KEY (peer, table_fp, prefix)
+         ) WITHOUT ROWID`,
+        'ALTER TABLE peers ADD COLUMN penalty INTEGER NOT NULL DEFAULT 0',
+        'ALTER TABLE peers ADD COLUMN banned_until INTEGER',
+      ]),
+    down: (knex) =>
+      runAll(knex, ['DROP TABLE sync_cursors', 'ALTER TABLE peers DROP COLUMN banned_until', 'ALTER TABLE peers DROP COLUMN penalty']),
+  },
 ];
 
 /** knex's MigrationSource over MIGRATIONS. */

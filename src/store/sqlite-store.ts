@@ -81,6 +81,11 @@ export class SqliteEntryStore implements EntryStore {
     return () => this.listeners.delete(listener);
   }
 
+  /** Registered onStored listeners (tests check that subscriptions do not leak them). */
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
   /** Called by the commit loop after a commit, before the inserting callers are answered. */
   notifyStored(stored: StoredNotice[]): void {
     if (stored.length === 0) return;

@@ -1,0 +1,122 @@
+/** `p2pdb pair`: a link (and QR code) that gives a browser app a table key and a recipient key. */
+import QRCode from 'qrcode';
+import { DEFAULT_CONFIG } from '../config/config.js';
+import { P2pdbError, fail } from '../errors.js';
+import { readNodeStatus } from '../node/status-file.js';
+import { pairingLink } from '../client/pairing.js';
+import { assertOnionUrl } from '../tor/socks.js';
+import {
+  COMMON_CLIENT_HELP,
+  NODE_OPTION,
+  UsageError,
+  expectPositionals,
+  flag,
+  nodeApi,
+  openKeyring,
+  parse,
+  println,
+  str,
+  type CliIo,
+  type Command,
+} from './context.js';
+
+const USAGE = `usage: p2pdb pair --table T [--recipient R] [--label TEXT] [--onion ADDR | --url URL] [--data DIR] [--no-qr]
+
+Prints a link to the node's browser app that carries the private keys of table T (to write)
+and of recipient R (to read what is addressed to R) in its fragment (the part after '#',
+which browsers never send to a server), and the same link as a QR code for a phone's
+Tor Browser. Anyone who sees the link or the QR code gets those keys: show it only to the
+device you pair, never paste it into a chat or a web form.
+
+options:
+  --table T        a key in the keyring whose private key we hold
+  --recipient R    also pair this key (the keyring must hold its private key)
+  --label TEXT     a name the browser shows for the pairing
+  --onion ADDR     the node's onion address (default: DATA/status.json, else the node's /hello/)
+  --url URL        any other origin for the link instead (e.g. http://127.0.0.1:8733 to pair
+                   a browser on this machine)
+  --data DIR       the node's data dir, for status.json (default: $P2PDB_DATA or ./data)
+  --no-qr          print the link only
+${COMMON_CLIENT_HELP}`;
+
+/** The origin the link points at: --url, --onion, the node's status file, or its /hello/. */
+async function linkOrigin(io: CliIo, p: ReturnType<typeof parse>): Promise<string> {
+  const url = str(p, 'url');
+  const onion = str(p, 'onion');
+  if (url !== undefined && onion !== undefined) throw new UsageError('give --onion or --url, not both', 'pair');
+  if (url !== undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UsageError(`--url ${JSON.stringify(url)} is not a URL`, 'pair');
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError('--url must be http:// or https://', 'pair');
+    return parsed.origin;
+  }
+  if (onion !== undefined) return originOfOnion(onion);
+  const status = readNodeStatus(str(p, 'data') ?? (io.env.P2PDB_DATA || DEFAULT_CONFIG.dataDir));
+  if (status?.onion) return originOfOnion(status.onion);
+  try {
+    const hello = await nodeApi(io, p).hello();
+    if (hello.onion) return originOfOnion(hello.onion);
+  } catch (e) {
+    if (!(e instanceof P2pdbError)) throw e;
+  }
+  fail('tor_off', 'no onion address: the node runs without Tor or is not reachable; give --onion ADDR, --url URL or --data DIR');
+}
+
+function originOfOnion(onion: string): string {
+  const host = onion.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  return assertOnionUrl(`http://${host.endsWith('.onion') ? host : `${host}.onion`}/`).url.origin;
+}
+
+export const pairCommand: Command = {
+  name: 'pair',
+  summary: 'print a link and QR code that pair a browser with a table (carries private keys)',
+  usage: USAGE,
+  async run(args: string[], io: CliIo): Promise<number> {
+    const p = parse('pair', args, {
+      ...NODE_OPTION,
+      table: { type: 'string' },
+      recipient: { type: 'string' },
+      label: { type: 'string' },
+      onion: { type: 'string' },
+      url: { type: 'string' },
+      data: { type: 'string' },
+      'no-qr': { type: 'boolean' },
+    });
+    if (flag(p, 'help')) {
+      println(io.stdout, USAGE);
+      return 0;
+    }
+    expectPositionals('pair', p, 0, 0, 'no positional arguments');
+    const tableRef = str(p, 'table');
+    if (!tableRef) throw new UsageError('--table is required', 'pair');
+    const origin = await linkOrigin(io, p);
+
+    const keyring = await openKeyring(io);
+    const table = keyring.resolve(tableRef);
+    if (!table.hasPrivate) fail('key_not_found', `cannot pair table ${table.name}: the keyring has only its public key`);
+    const recipientRef = str(p, 'recipient');
+    const recipient = recipientRef === undefined ? undefined : keyring.resolve(recipientRef);
+    if (recipient && !recipient.hasPrivate) fail('key_not_found', `cannot pair recipient ${recipient.name}: the keyring has only its public key`);
+    const label = str(p, 'label');
+
+    const link = pairingLink(origin, {
+      table: (await keyring.privateKey(table.name)).export({ format: 'jwk' }),
+      ...(recipient ? { recipient: (await keyring.privateKey(recipient.name)).export({ format: 'jwk' }) } : {}),
+      ...(label !== undefined ? { label } : {}),
+    });
+
+    const what = recipient ? `table ${table.name} and recipient ${recipient.name}` : `table ${table.name}`;
+    println(io.stderr, `WARNING: this link carries the private keys of ${what}.`);
+    println(io.stderr, '         Whoever sees it (or scans the QR code) can write to the table' + (recipient ? ' and read what is addressed to the recipient.' : '.'));
+    println(io.stdout, link);
+    if (!flag(p, 'no-qr')) {
+      println(io.stdout);
+      io.stdout.write(await QRCode.toString(link, { type: 'terminal', small: true }));
+    }
+    return 0;
+  },
+};

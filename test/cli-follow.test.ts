@@ -1,0 +1,128 @@
+/**
+ * `p2pdb get --follow` and `p2pdb pair` as a user runs them: child processes, a real node, a
+ * real keyring. Output is waited on, never slept for.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { decodePairingFragment } from '../src/client/pairing.js';
+import { resolveConfig } from '../src/config/config.js';
+import { startNode, type RunningNode } from '../src/node/node.js';
+import { waitFor } from '../src/tor/wait.js';
+import { silentLogger } from '../src/util/log.js';
+import { CLI_MAIN, cleanEnv, runCli } from './helpers/cli.js';
+import { tempDir } from './helpers/tmp.js';
+
+const PASS = 'follow test passphrase';
+let node: RunningNode;
+let dataDir: string;
+let env: Record<string, string>;
+const children: ChildProcess[] = [];
+
+before(async () => {
+  dataDir = tempDir('p2pdb-follow-node-');
+  node = await startNode(resolveConfig({ dataDir, port: 0, powBits: 8 }), { log: silentLogger });
+  const home = tempDir('p2pdb-follow-home-');
+  env = { P2PDB_HOME: home, P2PDB_PASSPHRASE: PASS, P2PDB_NODE: node.url, HOME: home };
+  for (const name of ['board', 'alice']) {
+    const r = await runCli(['keys', 'new', name], { env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await node.close();
+});
+
+function follow(args: string[]) {
+  const child = spawn(process.execPath, [CLI_MAIN, 'get', '--follow', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitFor: (what: string, test: () => boolean) =>
+      waitFor(() => test() || (child.exitCode !== null ? Promise.reject(new Error(`follow exited: ${err}`)) : false), { timeoutMs: 30_000, intervalMs: 20, what: `${what}\nstdout: ${out}\nstderr: ${err}` }),
+  };
+}
+
+async function put(text: string): Promise<void> {
+  const r = await runCli(['put', '--table', 'board', '--to', 'alice', text], { env });
+  assert.equal(r.code, 0, r.stderr);
+}
+
+const count = (haystack: string, needle: string) => haystack.split(needle).length - 1;
+
+describe('p2pdb get --follow', () => {
+  it('prints what is stored, then entries put by another process as they arrive, decrypted; survives a node restart without repeats', async () => {
+    await put('before following');
+    const f = follow(['--recipient', 'alice']);
+    await f.waitFor('the old entry and the stream open', () => f.stdout().includes('before following') && f.stderr().includes('following'));
+    await put('hello while following');
+    await f.waitFor('the live entry', () => f.stdout().includes('hello while following'));
+    assert.match(f.stdout(), /board -> alice: hello while following/);
+
+    // The node goes away and comes back on the same port: the follower reconnects and resumes.
+    const port = node.port;
+    await node.close();
+    await f.waitFor('the loss to be noticed', () => f.stderr().includes('connection to'));
+    node = await startNode(resolveConfig({ dataDir, port, powBits: 8 }), { log: silentLogger });
+    await put('after the restart');
+    await f.waitFor('the entry after the restart', () => f.stdout().includes('after the restart'));
+    assert.ok(f.stderr().includes('reconnected'), f.stderr());
+    for (const text of ['before following', 'hello while following', 'after the restart']) {
+      assert.equal(count(f.stdout(), text), 1, `"${text}" printed once`);
+    }
+    children.at(-1)!.kill('SIGTERM');
+    assert.equal(await f.exited, 0, 'Ctrl-C / SIGTERM ends it cleanly');
+  });
+
+  it('refuses --limit with --follow', async () => {
+    const r = await runCli(['get', '--follow', '--limit', '3'], { env });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--limit and --follow/);
+  });
+});
+
+describe('p2pdb pair', () => {
+  it('prints a link whose fragment carries the keyring keys, a QR code, and a warning', async () => {
+    const r = await runCli(['pair', '--table', 'board', '--recipient', 'alice', '--label', 'Board', '--url', 'http://127.0.0.1:8733/some/path'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const link = r.stdout.split('\n')[0]!;
+    assert.match(link, /^http:\/\/127\.0\.0\.1:8733\/#pair=1&t=/);
+    const decoded = decodePairingFragment(link.slice(link.indexOf('#') + 1));
+    for (const [name, jwk] of [['board', decoded.table], ['alice', decoded.recipient!]] as const) {
+      const pem = await runCli(['keys', 'export', name, '--private'], { env });
+      const expected = createPrivateKey(pem.stdout).export({ format: 'jwk' });
+      assert.equal(jwk.n, expected.n, `${name}: n`);
+      assert.equal(jwk.d, expected.d, `${name}: d`);
+    }
+    assert.equal(decoded.label, 'Board');
+    assert.ok(/[▀▄█]/.test(r.stdout) && r.stdout.split('\n').length > 20, 'a QR code block follows the link');
+    assert.match(r.stderr, /WARNING: this link carries the private keys of table board and recipient alice/);
+  });
+
+  it("takes the onion address from the node's status.json, and refuses a bad one", async () => {
+    const onion = 'aoqqpp7tzyil4hlq3umoos6atft6jvrqtosq2xy53sdgiesvgg4bqead.onion';
+    const data = tempDir('p2pdb-pair-data-');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(path.join(data, 'status.json'), JSON.stringify({ onion, tor: { mode: 'managed', published: true }, updated_at: Date.now() }));
+    const r = await runCli(['pair', '--table', 'board', '--data', data, '--no-qr'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.trim(), new RegExp(`^http://${onion}/#pair=1&t=[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$`));
+    const bad = await runCli(['pair', '--table', 'board', '--onion', 'example.com'], { env });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /not_onion_url/);
+    const noTor = await runCli(['pair', '--table', 'board', '--data', tempDir('p2pdb-pair-empty-')], { env });
+    assert.equal(noTor.code, 1);
+    assert.match(noTor.stderr, /error \[tor_off\]/);
+  });
+});
