@@ -22,6 +22,7 @@ import { RangeQueries, prefixBounds } from '../src/store/range-queries.js';
 import { openStore, type SqliteEntryStore } from '../src/store/sqlite-store.js';
 import { Reconciliation } from '../src/sync/reconcile.js';
 import { RequestGate } from '../src/http/routes/sync.js';
+import { RefusedIds } from '../src/sync/refused-ids.js';
 import { OriginLog } from '../src/sync/origins.js';
 import { offenceOf, penaltyPoints } from '../src/sync/penalties.js';
 import { claims, sharedTables } from '../src/sync/shared-tables.js';
@@ -227,11 +228,11 @@ interface LocalSide {
   close(): Promise<void>;
 }
 
-async function localSide(): Promise<LocalSide> {
+async function localSide(powBits = 12): Promise<LocalSide> {
   const dir = tempDir('p2pdb-sync-local-');
   const filename = path.join(dir, 'p2pdb.sqlite');
   const store = await openStore({ filename, durability: 'normal' });
-  const ingestor = new Ingestor({ store, policy: { allowedTables: '*', powBits: 12, maxPayloadBytes: 64 * 1024, maxFutureSkewMs: 300_000 } });
+  const ingestor = new Ingestor({ store, policy: { allowedTables: '*', powBits, maxPayloadBytes: 64 * 1024, maxFutureSkewMs: 300_000 } });
   const index = await SyncIndex.open({ store, dataDir: dir });
   const peers = await openPeerStore({ filename });
   return {
@@ -280,6 +281,28 @@ test('a session pulls what the peer has, pushes what it lacks, and a second one 
     const again = await session(local);
     assert.equal(again.fetched + again.pushed, 0);
     assert.equal(again.roundTrips, 1, 'equal sets: one round trip');
+  } finally {
+    await local.close();
+  }
+});
+
+test('entries refused for a proof below our bits (from a peer that asks fewer) are not verified or refused again', async () => {
+  // The remote node takes 12-bit proofs; this side asks for 20, so it must refuse all of them.
+  const local = await localSide(20);
+  try {
+    const refused = new RefusedIds();
+    const first = await session(local, { refused, peerRequiresAtLeastOurBits: false });
+    const remoteCount = (await allIds(remote.store)).length;
+    assert.equal(first.stored, 0);
+    assert.equal(first.rejected, remoteCount);
+    assert.equal(first.offences.invalid, 0, 'a peer that requires fewer bits is not penalised');
+    assert.equal(refused.size, remoteCount);
+    // Reconciliation still finds them missing (this side holds none of the range, so the range
+    // comes again), but none is verified or refused again.
+    const second = await session(local, { refused, peerRequiresAtLeastOurBits: false });
+    assert.equal(second.rejected, 0);
+    assert.equal(second.stored, 0);
+    assert.equal(await local.store.count(), 0);
   } finally {
     await local.close();
   }

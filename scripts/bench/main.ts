@@ -32,6 +32,8 @@ const BENCHES: Record<string, Bench> = {
     for (const n of sizes.n ?? [quick ? 2000 : 1_000_000]) rows.push(...(await benchBootstrap({ n })));
     return rows;
   },
+  'index-cost': async (quick, sizes) =>
+    (await import('./index-cost.js')).benchIndexCost(quick ? { entries: 20_000, stored: [0], rounds: 1 } : sizes.n ? { stored: sizes.n } : {}),
   'sync-tor': async (quick, sizes) => {
     const { benchSyncTor } = await import('./sync-tor.js');
     const rows: object[] = [];

@@ -41,7 +41,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
-async function measureInsert(store: SqliteEntryStore, source: SyntheticEntries, n: number, batch: number, inFlight: number) {
+export async function measureInsert(store: SqliteEntryStore, source: SyntheticEntries, n: number, batch: number, inFlight: number) {
   // Made before the clock starts: generating bytes is not the store's work.
   const calls = Array.from({ length: Math.ceil(n / batch) }, (_, i) => source.next(Math.min(batch, n - i * batch)));
   let next = 0;

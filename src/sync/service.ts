@@ -11,6 +11,7 @@ import type { PeerRecord, PeerStore, PenaltyRule } from '../peers/peer-store.js'
 import type { RangeQueries } from '../store/range-queries.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { OriginLog } from './origins.js';
+import { RefusedIds } from './refused-ids.js';
 import { DEFAULT_PENALTY_RULE, penaltyPoints, POINTS } from './penalties.js';
 import { reportOfFailure, runSyncSession, type Reconciler, type SessionTuning, type SyncProgress, type SyncReport } from './session.js';
 import { sharedTables } from './shared-tables.js';
@@ -58,6 +59,8 @@ export class SyncService {
   private readonly progressListeners = new Set<(p: SyncProgress) => void>();
   private readonly outcomeListeners = new Set<(o: SyncOutcome) => void>();
   private readonly abort = new AbortController();
+  /** Shared by every session: an entry refused from one peer is not fetched from the next. */
+  readonly refused = new RefusedIds();
   private stopped = false;
 
   constructor(private readonly deps: SyncServiceDeps) {
@@ -123,6 +126,7 @@ export class SyncService {
             mirrors: (table) => this.mirrors(table),
             reconciler: this.deps.reconciler,
             peerRequiresAtLeastOurBits: (peer.powBits ?? 0) >= this.deps.powBits,
+            refused: this.refused,
             ...(this.deps.origins ? { noteOrigin: (ids: Buffer[], from: string) => this.deps.origins!.note(ids, from) } : {}),
             onProgress: (p) => {
               opts.onProgress?.(p);

@@ -14,6 +14,7 @@ import type { BodyOptions, IngestResult } from '../ingest/ingest.js';
 import type { RangeCursorRecord } from '../peers/peer-store.js';
 import type { RangeEntry, RangeQueries } from '../store/range-queries.js';
 import { emptyOffences, offenceOf, type Offences } from './penalties.js';
+import type { RefusedIds } from './refused-ids.js';
 import type { SyncTransport } from './transport.js';
 
 /** What reconcile.ts's Reconciliation provides (see docs/PROTOCOL.md section 9). */
@@ -113,6 +114,8 @@ export interface SessionDeps {
   reconciler(opts: { tables: Buffer[]; allTables: boolean }): Reconciler;
   /** The peer's required proof bits ≥ ours: its entries below our bits are then its fault. */
   peerRequiresAtLeastOurBits: boolean;
+  /** Ids refused before (by any peer): not fetched again, and refusals are added here. */
+  refused?: RefusedIds;
   /** Called with the ids about to be ingested from the peer (so fresh-entry pushes skip it). */
   noteOrigin?(ids: Buffer[], peer: string): void;
   onProgress?(p: SyncProgress): void;
@@ -207,6 +210,8 @@ export async function runSyncSession(deps: SessionDeps): Promise<SyncReport> {
         else tally.duplicates++;
       } else {
         tally.rejected++;
+        const line = lines[r.index];
+        if (line) deps.refused?.add(line.id, r.error.code);
         const offence = offenceOf(r.error.code, deps.peerRequiresAtLeastOurBits);
         if (offence) offences[offence]++;
       }
@@ -311,7 +316,10 @@ export async function runSyncSession(deps: SessionDeps): Promise<SyncReport> {
       });
       fetched += lines.length;
       cursor = page.next;
-      const step = { done: quiet(ingestLines(lines)), next: cursor, fetched };
+      // Entries refused before are not verified again (a whole range comes back while we hold none of it).
+      const refused = deps.refused;
+      const fresh = refused ? lines.filter((l) => !refused.has(l.id)) : lines;
+      const step = { done: quiet(ingestLines(fresh)), next: cursor, fetched };
       if (storing) await retire(storing);
       storing = step;
       if (cursor === null) break;
@@ -417,11 +425,13 @@ export async function runSyncSession(deps: SessionDeps): Promise<SyncReport> {
     report.refusedTables = rec.refusedTables.length;
     const needRanges = rec.needRanges.filter((r) => deps.mirrors(r.table));
     offences.wrongTable += rec.needRanges.length - needRanges.length;
-    report.total += rec.need.length + needRanges.reduce((n, r) => n + r.count, 0);
+    const refused = deps.refused;
+    const need = refused ? rec.need.filter((id) => !refused.has(id)) : rec.need;
+    report.total += need.length + needRanges.reduce((n, r) => n + r.count, 0);
 
     // 3. Pull.
     progress('fetch');
-    await fetchIds(rec.need);
+    await fetchIds(need);
     for (const range of needRanges) await pullRange(range, null, 0);
 
     // 4. Push: single ids, and whole ranges up to pushRangeMax (the peer pulls larger ones).

@@ -1,0 +1,34 @@
+/**
+ * Ids of entries this node refused when a peer sent them (a proof below our bits from a peer
+ * that asks for fewer, a table we stopped mirroring, a bad signature). Reconciliation would
+ * list them as missing on every sync; remembering them stops the refetch loop. Bounded, oldest
+ * forgotten first; a forgotten id is merely fetched and refused once more.
+ */
+export const DEFAULT_REFUSED_CAPACITY = 100_000;
+
+/** Refusals that can change with time are not remembered: the entry may be accepted later. */
+const TRANSIENT = new Set(['created_in_future', 'internal', 'busy']);
+
+export class RefusedIds {
+  private readonly ids = new Set<string>();
+
+  constructor(private readonly capacity = DEFAULT_REFUSED_CAPACITY) {}
+
+  get size(): number {
+    return this.ids.size;
+  }
+
+  has(id: Buffer): boolean {
+    return this.ids.has(id.toString('latin1'));
+  }
+
+  /** Remembers an id refused with `code`, unless the refusal is transient. */
+  add(id: Buffer, code: string): void {
+    if (TRANSIENT.has(code)) return;
+    const key = id.toString('latin1');
+    if (this.ids.has(key)) return;
+    this.ids.add(key);
+    // A Set iterates in insertion order: the first key is the oldest.
+    if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value!);
+  }
+}
