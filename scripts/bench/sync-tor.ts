@@ -8,14 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveConfig } from '../../src/config/config.js';
-import { storedEntryToJson } from '../../src/http/routes/get.js';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createEntry } from '../../src/client/write.js';
+import { entryToJson } from '../../src/entry/wire.js';
+import { mintProof } from '../../src/pow/mint.js';
 import { startNode, type RunningNode } from '../../src/node/node.js';
-import { openStore } from '../../src/store/sqlite-store.js';
 import { startTestnet, type Testnet } from '../../src/tor/testnet.js';
 import { waitFor } from '../../src/tor/wait.js';
 import { silentLogger } from '../../src/util/log.js';
 import { BENCH_POW_BITS } from './fixtures.js';
-import { cachedValidStore, copyValidStore } from './valid-store.js';
+import { copyValidStore, validStoreKeys } from './valid-store.js';
 
 export async function benchSyncTor(opts: { n?: number } = {}): Promise<object[]> {
   const n = opts.n ?? 20_000;
@@ -24,10 +26,15 @@ export async function benchSyncTor(opts: { n?: number } = {}): Promise<object[]>
   let net: Testnet | undefined;
   const nodes: RunningNode[] = [];
   try {
-    // One spare entry (valid, another table) to make d = 1 later.
-    const spareStore = await openStore({ filename: await cachedValidStore(2000), durability: 'normal' });
-    const spare = (await spareStore.query({ afterSeq: 0, limit: 1 })).entries[0]!;
-    await spareStore.close();
+    // A fresh entry for one of the store's own tables, to make d = 1 later.
+    const keys = await validStoreKeys(n);
+    const made = await createEntry({
+      tablePrivateKey: createPrivateKey(keys.tablePems[0]!),
+      recipientPublicKey: createPublicKey(keys.recipientPems[0]!),
+      plaintext: Buffer.from('d = 1'),
+      powBits: BENCH_POW_BITS,
+      mint: async (x, b) => mintProof(x, b),
+    });
 
     await copyValidStore(n, path.join(dir, 'full', 'p2pdb.sqlite'));
     const t0 = performance.now();
@@ -43,8 +50,8 @@ export async function benchSyncTor(opts: { n?: number } = {}): Promise<object[]>
           torExtraLines: net!.networkTorrcLines(),
           peers,
           peeringIntervalMs: 2000,
-          // The benchmark starts every sync itself.
-          syncIntervalMs: 3_600_000,
+          // The benchmark starts every sync itself (0: no background sync).
+          syncIntervalMs: 0,
         }),
         { log: silentLogger },
       );
@@ -84,7 +91,7 @@ export async function benchSyncTor(opts: { n?: number } = {}): Promise<object[]>
     const put = await fetch(`${full.url}/put/`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify([storedEntryToJson(spare)]),
+      body: JSON.stringify([entryToJson(made.entry, made.id)]),
     });
     if (!put.ok) throw new Error(`put on the full node answered ${put.status}`);
     await run('reconcile', 1);

@@ -6,7 +6,7 @@
  * openStore, which migrates them forward, so the cache outlives schema additions.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,6 +102,9 @@ async function buildValidStore(filename: string, n: number, o: Required<ValidSto
     plaintextBytes: o.plaintextBytes,
     bits: BENCH_POW_BITS,
   };
+  // The keys beside the cache (benchmark keys, never real ones), so a benchmark can write more
+  // entries to the same tables later.
+  await writeFile(`${filename}.keys.json`, JSON.stringify({ tablePems: job.tablePems, recipientPems: job.recipientPems }), { mode: 0o600 });
   const store = await openStore({ filename, durability: 'normal', maxBatchEntries: 10_000 });
   const self = fileURLToPath(import.meta.url);
   const workers = Array.from({ length: availableParallelism() }, () => new Worker(self, { workerData: { validStoreJob: job } }));
@@ -159,8 +162,16 @@ export async function cachedValidStore(n: number, opts: ValidStoreOptions = {}):
   process.stderr.write(`valid-store: building ${path.basename(file)} (${n} signed entries; minutes per million)\n`);
   await buildValidStore(building, n, o);
   if (await exists(`${building}-wal`)) throw new Error(`valid-store left a WAL beside ${building}; not caching it`);
+  await rename(`${building}.keys.json`, `${file}.keys.json`);
   await rename(building, file);
   return file;
+}
+
+/** The table and recipient keys (PEM) of a cached valid store built with its keys kept. */
+export async function validStoreKeys(n: number, opts: ValidStoreOptions = {}): Promise<{ tablePems: string[]; recipientPems: string[] }> {
+  const file = `${await cachedValidStore(n, opts)}.keys.json`;
+  if (!(await exists(file))) throw new Error(`${file} is missing: delete the cached store beside it so that it is rebuilt with its keys`);
+  return JSON.parse(await readFile(file, 'utf8')) as { tablePems: string[]; recipientPems: string[] };
 }
 
 /** Copies the cached valid store of n entries to target (replacing it and any WAL of it). */
