@@ -47,7 +47,12 @@ function installExitHook(): void {
 export function spawnTor(opts: TorProcessOptions): TorProcess {
   installExitHook();
   const child = spawn(opts.torBinary ?? 'tor', ['-f', opts.torrcPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid === undefined) fail('tor_process', `could not start ${opts.torBinary ?? 'tor'} for ${opts.name}`);
+  if (child.pid === undefined) {
+    // spawn reports a missing binary as an 'error' event on the next tick; with no listener it
+    // would crash the process after we have already thrown the typed error below.
+    child.once('error', () => undefined);
+    fail('tor_process', `could not start ${opts.torBinary ?? 'tor'} for ${opts.name}`);
+  }
   live.add(child);
   const tail: string[] = [];
   const file = createWriteStream(path.join(opts.dir, 'tor.log'), { flags: 'a' });
