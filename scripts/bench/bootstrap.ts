@@ -18,7 +18,7 @@ import type { RangeCursorRecord } from '../../src/peers/peer-store.js';
 import { RangeQueries } from '../../src/store/range-queries.js';
 import { openStore } from '../../src/store/sqlite-store.js';
 import { Reconciliation } from '../../src/sync/reconcile.js';
-import { runSyncSession, type CursorStore, type SyncProgress } from '../../src/sync/session.js';
+import { runSyncSession, type CursorStore } from '../../src/sync/session.js';
 import { SyncIndex } from '../../src/sync/sync-index.js';
 import { httpSyncTransport, type RawRequester } from '../../src/sync/transport.js';
 import { spawnChild } from './child.js';
@@ -77,7 +77,6 @@ export async function benchBootstrap(opts: { n?: number; verifyThreads?: number 
     const ingestor = new Ingestor({ store, policy, checker });
     const index = await SyncIndex.open({ store, dataDir: emptyDir });
     const scope = { mirrors: () => true };
-    let last: SyncProgress | undefined;
     let lastPrint = 0;
     const t0 = performance.now();
     try {
@@ -93,7 +92,6 @@ export async function benchBootstrap(opts: { n?: number; verifyThreads?: number 
         reconciler: (o) => new Reconciliation(index.view, { ...o, scope }),
         peerRequiresAtLeastOurBits: true,
         onProgress: (p) => {
-          last = p;
           const now = performance.now();
           if (now - lastPrint > 5000) {
             lastPrint = now;
@@ -122,7 +120,6 @@ export async function benchBootstrap(opts: { n?: number; verifyThreads?: number 
         },
       ];
     } finally {
-      void last;
       await ingestor.close();
       await index.close();
       await store.close();

@@ -2,10 +2,12 @@
  * What every command gets: its streams, environment and outside world, passed in so the CLI
  * can run in-process or as a child, plus the shared argument and error conventions.
  */
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Keyring, defaultHome } from '../client/keyring.js';
 import { DEFAULT_NODE_URL, NodeApi, type FetchFunction } from '../client/node-api.js';
 import { passphraseSource } from '../client/passphrase.js';
+import { DEFAULT_CONFIG } from '../config/config.js';
 
 export type OutStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 export type InStream = NodeJS.ReadableStream & { isTTY?: boolean };
@@ -93,6 +95,11 @@ export function clientHome(io: CliIo): string {
 
 export function openKeyring(io: CliIo): Promise<Keyring> {
   return Keyring.open({ home: clientHome(io), passphrase: passphraseSource({ env: io.env, input: io.stdin, output: io.stderr }) });
+}
+
+/** The node's data directory: --data, else $P2PDB_DATA, else the default (./data), absolute. */
+export function nodeDataDir(io: CliIo, dataOption: string | undefined): string {
+  return path.resolve(dataOption ?? (io.env.P2PDB_DATA || DEFAULT_CONFIG.dataDir));
 }
 
 export function nodeUrl(io: CliIo, p: Parsed): string {

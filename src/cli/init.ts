@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../client/keyring.js';
 import { DEFAULT_CONFIG, loadConfig, type NodeConfig } from '../config/config.js';
-import { flag, expectPositionals, openKeyring, parse, println, str, type Command } from './context.js';
+import { flag, expectPositionals, openKeyring, parse, println, nodeDataDir, str, type Command } from './context.js';
 
 const USAGE = `usage: p2pdb init [--data DIR]
 
@@ -33,7 +33,7 @@ export const initCommand: Command = {
       return 0;
     }
     expectPositionals('init', p, 0, 0, 'no positional arguments');
-    const dataDir = path.resolve(str(p, 'data') ?? (io.env.P2PDB_DATA || DEFAULT_CONFIG.dataDir));
+    const dataDir = nodeDataDir(io, str(p, 'data'));
     const configFile = path.join(dataDir, 'config.json');
 
     if (existsSync(dataDir)) println(io.stdout, `data directory ${dataDir} exists`);

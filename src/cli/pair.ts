@@ -1,6 +1,5 @@
 /** `p2pdb pair`: a link (and QR code) that gives a browser app a table key and a recipient key. */
 import QRCode from 'qrcode';
-import { DEFAULT_CONFIG } from '../config/config.js';
 import { P2pdbError, fail } from '../errors.js';
 import { readNodeStatus } from '../node/status-file.js';
 import { pairingLink } from '../client/pairing.js';
@@ -12,6 +11,7 @@ import {
   expectPositionals,
   flag,
   nodeApi,
+  nodeDataDir,
   openKeyring,
   parse,
   println,
@@ -55,7 +55,7 @@ async function linkOrigin(io: CliIo, p: ReturnType<typeof parse>): Promise<strin
     return parsed.origin;
   }
   if (onion !== undefined) return originOfOnion(onion);
-  const status = readNodeStatus(str(p, 'data') ?? (io.env.P2PDB_DATA || DEFAULT_CONFIG.dataDir));
+  const status = readNodeStatus(nodeDataDir(io, str(p, 'data')));
   if (status?.onion) return originOfOnion(status.onion);
   try {
     const hello = await nodeApi(io, p).hello();

@@ -4,11 +4,10 @@
  * changes up at its next peering round.
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { DEFAULT_CONFIG } from '../config/config.js';
 import { fail } from '../errors.js';
 import type { PeerRecord, PeerStore } from '../peers/peer-store.js';
-import { UsageError, expectPositionals, flag, parse, println, str, type CliIo, type Command, type OptionSpec } from './context.js';
+import { UsageError, expectPositionals, flag, parse, println, str, nodeDataDir, type CliIo, type Command, type OptionSpec } from './context.js';
 
 const USAGE = `usage:
   p2pdb peers add ONION       add a peer (its onion address, or http://ADDRESS.onion/)
@@ -30,7 +29,7 @@ function help(io: CliIo): number {
 }
 
 async function databasePath(io: CliIo, dataOption: string | undefined): Promise<string> {
-  const dataDir = path.resolve(dataOption ?? (io.env.P2PDB_DATA || DEFAULT_CONFIG.dataDir));
+  const dataDir = nodeDataDir(io, dataOption);
   // The node's own rule for where its SQLite file is; loaded lazily like serve does.
   const { databaseFile } = await import('../node/node.js');
   return databaseFile({ ...DEFAULT_CONFIG, dataDir });

@@ -1,7 +1,7 @@
 /** `p2pdb status`: what the node says about itself, and what the keyring holds (no secrets). */
 import { P2pdbError } from '../errors.js';
 import { readNodeStatus } from '../node/status-file.js';
-import { COMMON_CLIENT_HELP, NODE_OPTION, expectPositionals, flag, nodeApi, openKeyring, parse, println, type Command } from './context.js';
+import { COMMON_CLIENT_HELP, NODE_OPTION, expectPositionals, flag, nodeApi, nodeDataDir, openKeyring, parse, println, type Command } from './context.js';
 
 const USAGE = `usage: p2pdb status [--data DIR]
 
@@ -50,7 +50,7 @@ export const statusCommand: Command = {
       println(io.stdout, `  unavailable: ${e.message}`);
     }
 
-    const tor = readNodeStatus(String(p.values.data ?? io.env.P2PDB_DATA ?? './data'));
+    const tor = readNodeStatus(nodeDataDir(io, p.values.data === undefined ? undefined : String(p.values.data)));
     if (tor) {
       const b = tor.tor.bootstrap;
       println(io.stdout, `tor (${tor.tor.mode}, as of ${ago(tor.updated_at, Date.now())})`);

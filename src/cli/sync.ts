@@ -3,12 +3,10 @@
  * it is done. The node is reached on its local control listener (127.0.0.1, bearer token), both
  * read from DATA/status.json: the public port is the onion service and has no admin routes.
  */
-import path from 'node:path';
-import { DEFAULT_CONFIG } from '../config/config.js';
 import { P2pdbError, fail, type ErrorCode } from '../errors.js';
 import { readNodeStatus } from '../node/status-file.js';
 import type { SyncProgress, SyncReport } from '../sync/session.js';
-import { expectPositionals, flag, parse, println, str, type CliIo, type Command } from './context.js';
+import { expectPositionals, flag, parse, println, str, nodeDataDir, type CliIo, type Command } from './context.js';
 
 const USAGE = `usage: p2pdb sync PEER [--data DIR]
 
@@ -53,7 +51,7 @@ export const syncCommand: Command = {
       return 0;
     }
     const [peer] = expectPositionals('sync', p, 1, 1, 'one PEER (an onion address)');
-    const dataDir = path.resolve(str(p, 'data') ?? (io.env.P2PDB_DATA || DEFAULT_CONFIG.dataDir));
+    const dataDir = nodeDataDir(io, str(p, 'data'));
     const status = readNodeStatus(dataDir);
     const control = status?.control ?? fail('node_unreachable', `no running node with Tor found in ${dataDir} (no control address in status.json)`);
     let res: Response;

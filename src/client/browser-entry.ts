@@ -6,6 +6,7 @@
  */
 import { fail } from '../errors.js';
 import { bytesEqual, fromBase64, fromHex, toBase64, toHex } from './base64url.js';
+import type { EntryJson, StoredEntryJson } from '../entry/json.js';
 import type { BrowserPrivateKey, BrowserPublicKey, CryptoBackend } from './browser-crypto.js';
 
 export const ENTRY_VERSION = 1;
@@ -19,23 +20,9 @@ export interface EntryContentBytes {
   payload: Uint8Array;
 }
 
-/** The JSON wire form (§5). */
-export interface WireEntry {
-  v: number;
-  id?: string;
-  table: string;
-  to: string;
-  created_at: number;
-  payload: string;
-  signature: string;
-  proof: string;
-}
-
-export interface StoredWireEntry extends WireEntry {
-  id: string;
-  seq: string;
-  received_at: number;
-}
+/** The JSON wire form (§5), and what /get/ and /subscribe/ return. */
+export type WireEntry = EntryJson;
+export type StoredWireEntry = StoredEntryJson;
 
 export function canonicalBytes(e: EntryContentBytes): Uint8Array {
   if (e.table.length > 0xffff) fail('malformed', 'table key too long');

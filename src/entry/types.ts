@@ -17,21 +17,4 @@ export interface Entry {
   proof: Buffer;
 }
 
-/** JSON form on the wire: binary as padded base64, ids and fingerprints as lower-case hex. */
-export interface EntryJson {
-  v: number;
-  id?: string;
-  table: string;
-  to: string;
-  created_at: number;
-  payload: string;
-  signature: string;
-  proof: string;
-}
-
-/** What a node returns from /get/: the entry plus where it sits locally. */
-export interface StoredEntryJson extends EntryJson {
-  id: string;
-  seq: string;
-  received_at: number;
-}
+export type { EntryJson, StoredEntryJson } from './json.js';

@@ -78,72 +78,26 @@ export class PeerClient {
     this.maxAnswerBytes = opts.maxAnswerBytes ?? MAX_PEER_ANSWER_BYTES;
   }
 
-  /** One request to http://ONION/PATH; resolves with any HTTP status, rejects with peer_unreachable or peer_bad_answer. */
+  /** One JSON request to http://ONION/PATH; resolves with any HTTP status, rejects with peer_unreachable or peer_bad_answer. */
   async request(onion: string, pathAndQuery: string, req: PeerRequest = {}): Promise<PeerAnswer> {
-    if (!pathAndQuery.startsWith('/')) fail('bad_request', 'a peer path starts with /');
-    const { url } = assertOnionUrl(`http://${onion}${pathAndQuery}`);
-    const body = req.json === undefined ? undefined : Buffer.from(JSON.stringify(req.json), 'utf8');
-    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
-    const what = `${req.method ?? 'GET'} ${url.host}${url.pathname}`;
-    return await new Promise<PeerAnswer>((resolve, reject) => {
-      let settled = false;
-      const finish = (err: P2pdbError | undefined, answer?: PeerAnswer) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        req.signal?.removeEventListener('abort', onAbort);
-        if (err) {
-          request.destroy();
-          reject(err);
-        } else resolve(answer!);
-      };
-      const unreachable = (cause: unknown, detail: string) =>
-        finish(Object.assign(new P2pdbError('peer_unreachable', `${what}: ${detail}`), { cause }));
-      const request = http.request(url, {
-        agent: this.agent,
-        method: req.method ?? 'GET',
-        lookup: refuseLookup as unknown as typeof import('node:dns').lookup,
-        headers: {
-          accept: 'application/json',
-          ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}),
-        },
-      });
-      const timer = setTimeout(() => unreachable(undefined, `no answer within ${timeoutMs} ms`), timeoutMs);
-      const onAbort = () => unreachable(req.signal?.reason, 'aborted');
-      if (req.signal?.aborted) return onAbort();
-      req.signal?.addEventListener('abort', onAbort, { once: true });
-      request.on('error', (err: NodeJS.ErrnoException) => unreachable(err, err.code ? `${err.code} ${err.message}` : err.message));
-      request.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > this.maxAnswerBytes) {
-            finish(new P2pdbError('peer_bad_answer', `${what}: answer larger than ${this.maxAnswerBytes} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('error', (err) => unreachable(err, `answer interrupted: ${err.message}`));
-        res.on('end', () => {
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            finish(new P2pdbError('peer_bad_answer', `${what}: answer ${res.statusCode} is not JSON`));
-            return;
-          }
-          finish(undefined, { status: res.statusCode ?? 0, body: parsed });
-        });
-      });
-      request.end(body);
+    const answer = await this.requestRaw(onion, pathAndQuery, {
+      method: req.method ?? 'GET',
+      accept: 'application/json',
+      ...(req.json === undefined ? {} : { body: Buffer.from(JSON.stringify(req.json), 'utf8'), contentType: 'application/json' }),
+      ...(req.signal ? { signal: req.signal } : {}),
+      ...(req.timeoutMs ? { timeoutMs: req.timeoutMs } : {}),
     });
+    try {
+      return { status: answer.status, body: JSON.parse(answer.body.toString('utf8')) as unknown };
+    } catch {
+      throw new P2pdbError('peer_bad_answer', `${req.method ?? 'GET'} ${onion}${pathAndQuery.split('?')[0]}: answer ${answer.status} is not JSON`);
+    }
   }
 
   /**
-   * One request with a raw body and a raw answer (binary sync messages, NDJSON pages), under the
-   * same guarantees as request(): onion URL only, SOCKS agent only, no local name lookup, a
-   * deadline and a bound on the answer's size. Resolves with any HTTP status.
+   * Every peer request goes through here (request() adds JSON on top): onion URL only, SOCKS
+   * agent only, no local name lookup, a deadline and a bound on the answer's size. Raw body and
+   * raw answer (binary sync messages, NDJSON pages); resolves with any HTTP status.
    */
   async requestRaw(onion: string, pathAndQuery: string, req: RawPeerRequest = {}): Promise<RawPeerAnswer> {
     if (!pathAndQuery.startsWith('/')) fail('bad_request', 'a peer path starts with /');

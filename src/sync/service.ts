@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import type { OriginLog } from './origins.js';
 import { RefusedIds } from './refused-ids.js';
 import { DEFAULT_PENALTY_RULE, penaltyPoints, POINTS } from './penalties.js';
-import { reportOfFailure, runSyncSession, type Reconciler, type SessionTuning, type SyncProgress, type SyncReport } from './session.js';
+import { emptyReport, reportOfFailure, runSyncSession, type Reconciler, type SessionTuning, type SyncProgress, type SyncReport } from './session.js';
 import { sharedTables } from './shared-tables.js';
 import type { SyncTransport } from './transport.js';
 
@@ -218,27 +218,4 @@ export class SyncService {
       (p) => p.failures < failing && p.tables !== null && sharedTables(this.deps.allowedTables, p.tables, held) !== null,
     );
   }
-}
-
-function emptyReport(peer: string): SyncReport {
-  return {
-    peer,
-    phase: 'done',
-    total: 0,
-    fetched: 0,
-    stored: 0,
-    duplicates: 0,
-    rejected: 0,
-    pushed: 0,
-    tables: 0,
-    roundTrips: 0,
-    bytesSent: 0,
-    bytesReceived: 0,
-    resumed: 0,
-    resumedFetched: 0,
-    leftForPeer: 0,
-    refusedTables: 0,
-    offences: { invalid: 0, wrongTable: 0, unsolicited: 0, lyingCount: 0, malformed: 0 },
-    durationMs: 0,
-  };
 }

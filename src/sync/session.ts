@@ -136,22 +136,18 @@ export function reportOfFailure(err: unknown): SyncReport | undefined {
   return (err as { syncReport?: SyncReport } | null)?.syncReport;
 }
 
-/** Runs one session; rejects on a transport failure or a malformed peer message (the caller penalises and backs off). */
-export async function runSyncSession(deps: SessionDeps): Promise<SyncReport> {
-  const t: SessionTuning = { ...DEFAULT_TUNING, ...deps.tuning };
-  const clock = deps.clock ?? Date.now;
-  const started = clock();
-  const offences = emptyOffences();
-  const report: SyncReport = {
-    peer: deps.peer,
-    phase: 'resume',
+/** A report with nothing done yet (also the whole report of a sync with no shared tables). */
+export function emptyReport(peer: string, phase: SyncPhase = 'done', tables = 0): SyncReport {
+  return {
+    peer,
+    phase,
     total: 0,
     fetched: 0,
     stored: 0,
     duplicates: 0,
     rejected: 0,
     pushed: 0,
-    tables: deps.tables.length,
+    tables,
     roundTrips: 0,
     bytesSent: 0,
     bytesReceived: 0,
@@ -159,9 +155,18 @@ export async function runSyncSession(deps: SessionDeps): Promise<SyncReport> {
     resumedFetched: 0,
     leftForPeer: 0,
     refusedTables: 0,
-    offences,
+    offences: emptyOffences(),
     durationMs: 0,
   };
+}
+
+/** Runs one session; rejects on a transport failure or a malformed peer message (the caller penalises and backs off). */
+export async function runSyncSession(deps: SessionDeps): Promise<SyncReport> {
+  const t: SessionTuning = { ...DEFAULT_TUNING, ...deps.tuning };
+  const clock = deps.clock ?? Date.now;
+  const started = clock();
+  const report = emptyReport(deps.peer, 'resume', deps.tables.length);
+  const offences = report.offences;
   const progress = (phase: SyncPhase) => {
     report.phase = phase;
     if (deps.onProgress) {
