@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'tor_command_failed'
   | 'tor_timeout'
   | 'tor_process'
+  | 'tor_port_in_use'
   | 'torrc_invalid'
   | 'not_onion_url'
   | 'identity_invalid'
@@ -76,6 +77,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   tor_command_failed: 502,
   tor_timeout: 504,
   tor_process: 503,
+  tor_port_in_use: 503,
   torrc_invalid: 500,
   not_onion_url: 400,
   identity_invalid: 500,

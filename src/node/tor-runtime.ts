@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { loopbackPort, parseTorControl, type NodeConfig } from '../config/config.js';
 import { fail } from '../errors.js';
 import { TorControl } from '../tor/control.js';
-import { freePorts } from '../tor/ports.js';
+import { freePorts, retryOnPortClash } from '../tor/ports.js';
 import { spawnTor, waitForControl, type TorProcess } from '../tor/process.js';
 import { assertLoopbackTorrc, renderTorrcFile } from '../tor/torrc.js';
 import type { Logger } from '../util/log.js';
@@ -51,7 +51,10 @@ export function managedTor(opts: ManagedTorOptions): TorRuntime {
   let startFailed = false;
   let stopped = false;
 
-  const start = async (): Promise<TorLink> => {
+  // A port taken between probe and tor's bind sets startFailed, so the next attempt probes afresh.
+  const start = (): Promise<TorLink> => retryOnPortClash(startOnce);
+
+  const startOnce = async (): Promise<TorLink> => {
     await privateDir(torDir);
     // A restart reuses the ports (the SOCKS port others were given stays valid); after a failed
     // start one of them may have been taken meanwhile, so fresh ones are picked.

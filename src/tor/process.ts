@@ -98,10 +98,14 @@ export async function waitForControl(proc: TorProcess, port: number, timeoutMs =
   return waitFor(
     async (note) => {
       if (!proc.isRunning()) {
-        fail('tor_process', `tor ${proc.name} exited before its control port opened:\n${proc.logTail()}`);
+        const tail = proc.logTail();
+        // Another process bound one of the ports between our probe and tor's bind: retryable.
+        const clash = /Could not bind to .*Address already in use/.test(tail);
+        fail(clash ? 'tor_port_in_use' : 'tor_process', `tor ${proc.name} exited before its control port opened:\n${tail}`);
       }
+      let control: TorControl;
       try {
-        return await TorControl.connect({ port, timeoutMs: 5_000 });
+        control = await TorControl.connect({ port, timeoutMs: 5_000 });
       } catch (err) {
         if (err instanceof P2pdbError && (err.code === 'tor_control' || err.code === 'tor_timeout')) {
           note(err.message);
@@ -109,6 +113,14 @@ export async function waitForControl(proc: TorProcess, port: number, timeoutMs =
         }
         throw err;
       }
+      // The port may belong to another tor that bound it between our probe and this tor's bind.
+      const pid = await control.getInfo('process/pid').catch(() => '');
+      if (pid.trim() !== String(proc.pid)) {
+        control.close();
+        await proc.stop();
+        fail('tor_port_in_use', `control port ${port} answered for tor pid ${pid || '?'}, not ${proc.name} (pid ${proc.pid})`);
+      }
+      return control;
     },
     { timeoutMs, intervalMs: 50, what: `waiting for tor ${proc.name}'s control port ${port}` },
   );

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { fail } from '../errors.js';
 import { makeAuthorityKeys } from './authority-keys.js';
 import type { TorControl } from './control.js';
-import { freePorts } from './ports.js';
+import { freePorts, isPortClash, retryOnPortClash } from './ports.js';
 import { spawnTor, waitForControl, type TorProcess } from './process.js';
 import { assertLoopbackTorrc, renderTorrc, type TorrcValues } from './torrc.js';
 import { waitFor } from './wait.js';
@@ -102,26 +102,59 @@ export async function startTestnet(opts: TestnetOptions = {}): Promise<Testnet> 
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), 'p2pdb-testnet-')));
   const templates = await loadTemplates();
-  const processes: TorProcess[] = [];
   const clients = new Set<ClientTor>();
-  const stopAll = async () => {
-    await Promise.all([...clients].map((c) => c.stop()));
-    await Promise.all(processes.map((p) => p.stop()));
+  const removeDir = async () => {
     if (ownDir && !process.env.P2PDB_KEEP_TMP) await rm(dir, { recursive: true, force: true });
   };
+  try {
+    // A port taken between probe and bind fails the start; the authority's certificate names its
+    // DirPort, so the whole network is set up again on fresh ports and fresh data dirs.
+    const { description, stopRouters } = await retryOnPortClash((attempt) =>
+      startRouters({ dir, templates, relayCount, authorityCount, attempt, opts }),
+    );
+    const net = clientSide(description, templates, path.join(dir, 'clients'), opts.log, clients);
+    const stop = async () => {
+      await Promise.all([...clients].map((c) => c.stop()));
+      await stopRouters();
+      await removeDir();
+    };
+    return { ...net, stop };
+  } catch (err) {
+    await removeDir();
+    throw err;
+  }
+}
 
+interface RouterStart {
+  dir: string;
+  templates: Templates;
+  relayCount: number;
+  authorityCount: number;
+  attempt: number;
+  opts: TestnetOptions;
+}
+
+/** Starts authorities then relays and waits for a consensus listing all of them; on failure stops them all. */
+async function startRouters(s: RouterStart): Promise<{ description: TestnetDescription; stopRouters: () => Promise<void> }> {
+  const { dir, templates, opts } = s;
+  const processes: TorProcess[] = [];
+  const stopRouters = async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+  };
+  // Later attempts get their own data dirs: a half-started tor's state must not leak into them.
+  const routersDir = s.attempt === 1 ? dir : path.join(dir, `attempt${s.attempt}`);
   try {
     const authorities: TestnetRouter[] = [];
-    const ports = await freePorts(authorityCount * 3 + relayCount * 2);
-    for (let i = 0; i < authorityCount; i++) {
+    const ports = await freePorts(s.authorityCount * 3 + s.relayCount * 2);
+    for (let i = 0; i < s.authorityCount; i++) {
       const [orPort, dirPort, controlPort] = ports.splice(0, 3) as [number, number, number];
-      const dataDir = await makeDataDir(dir, `auth${i}`);
+      const dataDir = await makeDataDir(routersDir, `auth${i}`);
       authorities.push({ nickname: `auth${i}`, orPort, dirPort, controlPort, dataDir, ...(await makeAuthorityKeys(dataDir, dirPort, orPort)) });
     }
     const relays: TestnetRouter[] = [];
-    for (let i = 0; i < relayCount; i++) {
+    for (let i = 0; i < s.relayCount; i++) {
       const [orPort, controlPort] = ports.splice(0, 2) as [number, number];
-      relays.push({ nickname: `relay${i}`, orPort, controlPort, dataDir: await makeDataDir(dir, `relay${i}`) });
+      relays.push({ nickname: `relay${i}`, orPort, controlPort, dataDir: await makeDataDir(routersDir, `relay${i}`) });
     }
     const description: TestnetDescription = {
       version: 1,
@@ -151,19 +184,31 @@ export async function startTestnet(opts: TestnetOptions = {}): Promise<Testnet> 
     try {
       // Relays start once a consensus exists: started earlier, their fetches get 404s and tor's
       // exponential download backoff then left some idle for 30-60 s (measured).
-      controls.push(...(await Promise.all(routers.filter((x) => x.role === 'authority').map(launch))));
+      controls.push(...(await settleAll(routers.filter((x) => x.role === 'authority').map(launch))));
       await waitForFirstConsensus(controls[0]!, processes, deadline - Date.now());
-      controls.push(...(await Promise.all(routers.filter((x) => x.role === 'relay').map(launch))));
+      controls.push(...(await settleAll(routers.filter((x) => x.role === 'relay').map(launch))));
       await waitForConsensus(controls, routers.map(({ r }) => r.nickname), processes, deadline - Date.now());
     } finally {
       for (const c of controls) c.close();
     }
-    const net = clientSide(description, templates, path.join(dir, 'clients'), opts.log, clients);
-    return { ...net, stop: stopAll };
+    return { description, stopRouters };
   } catch (err) {
-    await stopAll();
+    await stopRouters();
     throw err;
   }
+}
+
+/**
+ * Like Promise.all, but waits for every launch to settle (so none is left half-started behind a
+ * failure) and closes the controls that did open. A port clash wins over other errors, so it is
+ * retried.
+ */
+async function settleAll(launches: Promise<TorControl>[]): Promise<TorControl[]> {
+  const settled = await Promise.allSettled(launches);
+  const failures = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length === 0) return settled.map((r) => (r as PromiseFulfilledResult<TorControl>).value);
+  for (const r of settled) if (r.status === 'fulfilled') r.value.close();
+  throw failures.find(isPortClash) ?? failures[0];
 }
 
 /** Joins a network another process runs; stop() stops only the client tors started here. */
@@ -230,35 +275,38 @@ function clientSide(
       const dataDir = path.join(clientsDir, name);
       if (existsSync(dataDir)) fail('config_invalid', `a client tor named ${name} was already started here`);
       await makeDataDir(clientsDir, name);
-      const [socksPort, controlPort] = (await freePorts(2)) as [number, number];
-      const torrcPath = await writeTorrc(dataDir, torrcFor({ dataDir, nickname: name, socksPort, controlPort, ...(opts.extraLines ? { extraLines: opts.extraLines } : {}) }));
-      const proc = spawnTor({ name, torrcPath, dir: dataDir, ...(log ? { log } : {}) });
-      const client: ClientTor = {
-        name,
-        socksPort,
-        controlPort,
-        dataDir,
-        cookiePath: path.join(dataDir, 'control_auth_cookie'),
-        torrcPath,
-        pid: proc.pid,
-        stop: async () => {
-          clients.delete(client);
-          await proc.stop();
-        },
-      };
-      clients.add(client);
-      try {
-        const control = await waitForControl(proc, controlPort);
+      // A port taken between probe and bind: the same data dir, fresh ports.
+      return retryOnPortClash(async () => {
+        const [socksPort, controlPort] = (await freePorts(2)) as [number, number];
+        const torrcPath = await writeTorrc(dataDir, torrcFor({ dataDir, nickname: name, socksPort, controlPort, ...(opts.extraLines ? { extraLines: opts.extraLines } : {}) }));
+        const proc = spawnTor({ name, torrcPath, dir: dataDir, ...(log ? { log } : {}) });
+        const client: ClientTor = {
+          name,
+          socksPort,
+          controlPort,
+          dataDir,
+          cookiePath: path.join(dataDir, 'control_auth_cookie'),
+          torrcPath,
+          pid: proc.pid,
+          stop: async () => {
+            clients.delete(client);
+            await proc.stop();
+          },
+        };
+        clients.add(client);
         try {
-          if (opts.bootstrap !== false) await control.waitForBootstrap(undefined, opts.timeoutMs ?? 120_000);
-        } finally {
-          control.close();
+          const control = await waitForControl(proc, controlPort);
+          try {
+            if (opts.bootstrap !== false) await control.waitForBootstrap(undefined, opts.timeoutMs ?? 120_000);
+          } finally {
+            control.close();
+          }
+        } catch (err) {
+          await client.stop();
+          throw err;
         }
-      } catch (err) {
-        await client.stop();
-        throw err;
-      }
-      return client;
+        return client;
+      });
     },
   };
 }
