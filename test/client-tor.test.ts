@@ -1,8 +1,10 @@
 /**
  * The client library through the private Tor network: a user's own tor (SOCKS, socks5h) to a
- * node's onion address, subscribing and receiving a live entry, and writing through the onion.
+ * node's onion address, subscribing and receiving a live entry, and writing through the onion;
+ * the CLI the same way, with --socks.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { P2pdbClient, generateKeys, socksAgent, type VerifiedEntry } from '../src/client/index.js';
 import { resolveConfig } from '../src/config/config.js';
@@ -10,6 +12,7 @@ import { startNode, type RunningNode } from '../src/node/node.js';
 import type { ClientTor } from '../src/tor/testnet.js';
 import { waitFor } from '../src/tor/wait.js';
 import { silentLogger } from '../src/util/log.js';
+import { CLI_MAIN, cleanEnv, runCli } from './helpers/cli.js';
 import { useTestnet, waitForOnionAnswer } from './helpers/testnet.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -70,5 +73,48 @@ test('subscribes to an onion through a SOCKS agent and receives a live entry; wr
     }
   } finally {
     agent.destroy();
+  }
+});
+
+test('the CLI reaches an onion node only through --socks: refused before any lookup without it; put, get and get --follow over the onion with it', async () => {
+  const onionUrl = `http://${node.onion!.address}`;
+  const home = tempDir('p2pdb-ctor-home-');
+  const env = { P2PDB_HOME: home, P2PDB_PASSPHRASE: 'cli over tor', HOME: home };
+  for (const name of ['board', 'alice']) {
+    const r = await runCli(['keys', 'new', name], { env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const overTor = ['--node', onionUrl, '--socks', String(user.socksPort)];
+
+  const refused = await runCli(['get', '--node', onionUrl, '--recipient', 'alice'], { env });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /error \[config_invalid\].*onion address: give --socks/);
+  const refusedFollow = await runCli(['get', '--follow', '--node', onionUrl, '--recipient', 'alice'], { env });
+  assert.match(refusedFollow.stderr, /error \[config_invalid\]/);
+
+  await waitForOnionAnswer(`${onionUrl}/hello/`, socksAgent(user.socksPort), 120_000);
+  const put = await runCli(['put', ...overTor, '--table', 'board', '--to', 'alice', 'cli over tor'], { env, timeoutMs: 180_000 });
+  assert.equal(put.code, 0, put.stderr);
+  const got = await runCli(['get', '--node', onionUrl, '--recipient', 'alice'], { env: { ...env, P2PDB_SOCKS: `127.0.0.1:${user.socksPort}` }, timeoutMs: 180_000 });
+  assert.equal(got.code, 0, got.stderr);
+  assert.match(got.stdout, /board -> alice: cli over tor/);
+
+  const follower = spawn(process.execPath, [CLI_MAIN, 'get', '--follow', ...overTor, '--recipient', 'alice'], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  follower.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  follower.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => follower.once('exit', resolve));
+  const seen = (what: string, check: () => boolean) =>
+    waitFor(() => check() || (follower.exitCode !== null ? Promise.reject(new Error(`follow exited: ${err}`)) : false), { timeoutMs: 120_000, intervalMs: 20, what: `${what}\nstdout: ${out}\nstderr: ${err}` });
+  try {
+    await seen('the stored entry and the stream open', () => out.includes('cli over tor') && err.includes('following'));
+    // Written on loopback, followed over the onion.
+    const local = await runCli(['put', '--node', node.url, '--table', 'board', '--to', 'alice', 'live over tor'], { env });
+    assert.equal(local.code, 0, local.stderr);
+    await seen('the live entry over the onion', () => out.includes('board -> alice: live over tor'));
+  } finally {
+    follower.kill('SIGINT');
+    await exited;
   }
 });

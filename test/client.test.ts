@@ -9,6 +9,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import {
+  NodeApi,
   P2pdbClient,
   P2pdbError,
   SseParser,
@@ -223,6 +224,9 @@ describe('typed errors', () => {
     await expectCode(() => new P2pdbClient(onion), 'config_invalid');
     await expectCode(() => new P2pdbClient(onion, { agent: new SocksProxyAgent('socks5://127.0.0.1:9') }), 'config_invalid');
     await expectCode(() => new P2pdbClient('http://not-an-onion-really.onion', { agent: new SocksProxyAgent('socks5h://127.0.0.1:9') }), 'not_onion_url');
+    // The bare NodeApi too: with the global fetch an onion name would go to the local resolver.
+    await expectCode(() => new NodeApi(onion), 'config_invalid');
+    await expectCode(() => new NodeApi(onion, { fetch: globalThis.fetch }), 'config_invalid');
   });
 });
 

@@ -7,7 +7,11 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Keyring, defaultHome } from '../client/keyring.js';
 import { DEFAULT_NODE_URL, NodeApi, type FetchFunction } from '../client/node-api.js';
 import { passphraseSource } from '../client/passphrase.js';
-import { DEFAULT_CONFIG } from '../config/config.js';
+import { agentFetch, isOnionUrl } from '../client/transport.js';
+import { DEFAULT_CONFIG, loopbackPort } from '../config/config.js';
+import { fail } from '../errors.js';
+import { peerAgent } from '../tor/socks.js';
+import type { SocksProxyAgent } from 'socks-proxy-agent';
 
 export type OutStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 export type InStream = NodeJS.ReadableStream & { isTTY?: boolean };
@@ -40,7 +44,7 @@ export interface Command {
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
-export const NODE_OPTION: OptionSpec = { node: { type: 'string' } };
+export const NODE_OPTION: OptionSpec = { node: { type: 'string' }, socks: { type: 'string' } };
 export const HELP_OPTION: OptionSpec = { help: { type: 'boolean', short: 'h' } };
 
 export interface Parsed {
@@ -106,8 +110,30 @@ export function nodeUrl(io: CliIo, p: Parsed): string {
   return str(p, 'node') ?? (io.env.P2PDB_NODE || DEFAULT_NODE_URL);
 }
 
-export function nodeApi(io: CliIo, p: Parsed): NodeApi {
-  return new NodeApi(nodeUrl(io, p), { fetch: io.fetch });
+/**
+ * The SOCKS agent for the node URL: an onion is reached only through tor's SocksPort (--socks,
+ * else $P2PDB_SOCKS), with tor resolving the name; without one the command stops before any
+ * lookup, since a plain fetch would ask the local resolver for the .onion name. Other URLs
+ * (the node on loopback) are dialled directly.
+ */
+export function nodeAgent(io: CliIo, p: Parsed): SocksProxyAgent | undefined {
+  let url: URL;
+  try {
+    url = new URL(nodeUrl(io, p));
+  } catch {
+    return undefined; // NodeApi reports the bad URL
+  }
+  if (!isOnionUrl(url)) return undefined;
+  const socks = str(p, 'socks') ?? (io.env.P2PDB_SOCKS || undefined);
+  if (socks === undefined) {
+    fail('config_invalid', `${url.host} is an onion address: give --socks 127.0.0.1:PORT (tor's SocksPort: 9050 for a system tor, 9150 for Tor Browser's) or set P2PDB_SOCKS`);
+  }
+  return peerAgent(loopbackPort(/^\d+$/.test(socks) ? `127.0.0.1:${socks}` : socks, '--socks'));
+}
+
+export function nodeApi(io: CliIo, p: Parsed, agent = nodeAgent(io, p)): NodeApi {
+  // Slow circuits need room; a dead node should still not hang a command forever.
+  return agent ? new NodeApi(nodeUrl(io, p), { fetch: agentFetch(agent), timeoutMs: 180_000 }) : new NodeApi(nodeUrl(io, p), { fetch: io.fetch });
 }
 
 export function println(out: OutStream, line = ''): void {
@@ -125,7 +151,10 @@ export function shortFingerprint(fp: string): string {
   return fp.slice(0, 12);
 }
 
-export const COMMON_CLIENT_HELP = `  --node URL   the node to talk to (default: $P2PDB_NODE or ${DEFAULT_NODE_URL})
+export const COMMON_CLIENT_HELP = `  --node URL   the node to talk to (default: $P2PDB_NODE or ${DEFAULT_NODE_URL}); an
+               onion URL (http://….onion) is reached through tor only, see --socks
+  --socks ADDR tor's SocksPort for onion URLs, 127.0.0.1:PORT or PORT (default:
+               $P2PDB_SOCKS); the onion name is resolved by tor, never locally
   -h, --help   show this help
 
 The keyring lives in $P2PDB_HOME (default ~/.p2pdb). The passphrase comes from

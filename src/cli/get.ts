@@ -13,6 +13,7 @@ import {
   UsageError,
   expectPositionals,
   flag,
+  nodeAgent,
   nodeApi,
   openKeyring,
   parse,
@@ -113,7 +114,8 @@ export const getCommand: Command = {
     if (recipients.length) filters.recipients = recipients;
     if (limit !== undefined) filters.limit = Math.min(limit, 1000);
 
-    const api = nodeApi(io, p);
+    const agent = nodeAgent(io, p);
+    const api = nodeApi(io, p, agent);
     const keyCache = new PublicKeyCache(256);
     const privateKeys = new Map<string, KeyObject>();
     const privateKeyFor = async (k: KeyInfo): Promise<KeyObject> => {
@@ -142,6 +144,7 @@ export const getCommand: Command = {
       ? subscribeEntries(api.baseUrl, filters, {
           after: '0',
           signal: stop.signal,
+          ...(agent ? { agent } : {}),
           onOpen: ({ attempt }) => println(io.stderr, attempt === 1 ? `following ${api.baseUrl} (Ctrl-C to stop)` : `reconnected to ${api.baseUrl}`),
           onReconnect: ({ error, delayMs }) =>
             println(io.stderr, `connection to ${api.baseUrl} lost (${error instanceof Error ? error.message : String(error)}); retrying in ${Math.round(delayMs / 100) / 10} s`),

@@ -89,6 +89,11 @@ export class NodeApi {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       fail('bad_request', `node URL ${baseUrl} must start with http:// or https://`);
     }
+    // The global fetch would hand an onion name to the local resolver: an onion needs a fetch
+    // that goes through tor (agentFetch with a socks5h agent).
+    if (url.hostname.endsWith('.onion') && (opts.fetch === undefined || opts.fetch === globalThis.fetch)) {
+      fail('config_invalid', `${url.host} is an onion address: reach it through tor's SocksPort (agentFetch(socksAgent(port)))`);
+    }
     this.baseUrl = url.href.replace(/\/+$/, '');
     this.fetchFn = opts.fetch ?? fetch;
     this.timeoutMs = opts.timeoutMs ?? 120_000;
