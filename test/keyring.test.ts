@@ -8,6 +8,8 @@ import { DEFAULT_SCRYPT, KEYRING_FILE, Keyring, defaultHome, type PassphraseRequ
 import { passphraseSource } from '../src/client/passphrase.js';
 import { exportPrivatePem, generateRsaKeyPair } from '../src/crypto/keys.js';
 import { P2pdbError } from '../src/errors.js';
+import { withFileLock } from '../src/util/file-lock.js';
+import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
 const PASS = 'correct horse battery staple';
@@ -232,5 +234,73 @@ describe('passphrase source', () => {
   test('without the variable and without a terminal it is keyring_locked, not an empty passphrase', async () => {
     const source = passphraseSource({ env: {}, input: new PassThrough(), output: new PassThrough() });
     await assert.rejects(source(request), (e) => code(e) === 'keyring_locked' && /P2PDB_PASSPHRASE/.test((e as Error).message));
+  });
+});
+
+describe('keyring across processes', () => {
+  test('six `p2pdb keys new` at once on one keyring: every key is kept and its private key opens', async () => {
+    const home = path.join(tempDir('p2pdb-keyring-procs-'), 'home');
+    const env = { P2PDB_HOME: home, P2PDB_PASSPHRASE: PASS, HOME: home };
+    const init = await runCli(['keys', 'new', 'first'], { env });
+    assert.equal(init.code, 0, init.stderr);
+    // Each process reads the keyring, then spends ~0.5 s on scrypt and key generation before it
+    // writes: without the lock and the re-read, later writers drop earlier writers' keys.
+    const names = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6'];
+    const runs = await Promise.all(names.map((n) => runCli(['keys', 'new', n], { env })));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const kr = await Keyring.open({ home, passphrase: recordingSource().source });
+    assert.deepEqual(kr.list().map((k) => k.name).sort(), ['first', ...names]);
+    for (const n of names) assert.equal((await kr.privateKey(n)).asymmetricKeyType, 'rsa');
+    assert.deepEqual(readdirSync(home).sort(), [KEYRING_FILE], 'no lock or temp file left');
+  });
+
+  test('two processes setting a first passphrase at once: one wins, the other is told to run again, nothing is lost', async () => {
+    const home = path.join(tempDir('p2pdb-keyring-race-'), 'home');
+    const a = await Keyring.open({ home, passphrase: recordingSource('passphrase A').source });
+    const b = await Keyring.open({ home, passphrase: recordingSource('passphrase B').source });
+    await a.generate('from-a');
+    await assert.rejects(b.generate('from-b'), (e: unknown) => code(e) === 'busy');
+    const again = await Keyring.open({ home, passphrase: recordingSource('passphrase A').source });
+    assert.deepEqual(again.list().map((k) => k.name), ['from-a']);
+    assert.equal((await again.privateKey('from-a')).asymmetricKeyType, 'rsa');
+  });
+
+  test('a name taken by another process meanwhile is refused, not duplicated', async () => {
+    const home = path.join(tempDir('p2pdb-keyring-name-'), 'home');
+    const a = await Keyring.open({ home, passphrase: recordingSource().source });
+    await a.init();
+    const b = await Keyring.open({ home, passphrase: recordingSource().source });
+    await a.generate('same');
+    await assert.rejects(b.generate('same'), (e: unknown) => code(e) === 'bad_request' && /a key named same/.test((e as Error).message));
+    const again = await Keyring.open({ home, passphrase: refuse });
+    assert.deepEqual(again.list().map((k) => k.name), ['same']);
+  });
+});
+
+describe('file lock', () => {
+  test('a lock left by a dead process is taken over; a live one makes the next writer wait, then busy', async () => {
+    const dir = tempDir('p2pdb-lock-');
+    const file = path.join(dir, 'x.lock');
+    // A pid that cannot be running: the largest pid_max is 2^22.
+    writeFileSync(file, String(2 ** 22 + 1));
+    assert.equal(await withFileLock(file, async () => readFileSync(file, 'utf8')), String(process.pid));
+    assert.throws(() => statSync(file), /ENOENT/);
+
+    let inside = 0;
+    let most = 0;
+    await Promise.all(
+      [1, 2, 3, 4].map(() =>
+        withFileLock(file, async () => {
+          most = Math.max(most, ++inside);
+          await new Promise((r) => setTimeout(r, 5));
+          inside--;
+        }),
+      ),
+    );
+    assert.equal(most, 1, 'one holder at a time');
+
+    writeFileSync(file, String(process.pid)); // held by a live process (this one)
+    await assert.rejects(withFileLock(file, async () => 'never', { waitMs: 100 }), (e: unknown) => code(e) === 'busy');
+    assert.equal(await withFileLock(file, async () => 'taken', { waitMs: 100, staleMs: 0 }), 'taken', 'an old lock is stale whoever holds it');
   });
 });

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { exportPrivatePem, generateRsaKeyPair, parsePrivateKey, parsePublicKey, type PublicKeyInfo } from '../crypto/keys.js';
 import { fail } from '../errors.js';
 import { toHex } from '../util/bytes.js';
+import { withFileLock } from '../util/file-lock.js';
 
 export const KEYRING_FILE = 'keyring.json';
 export const KEYRING_FORMAT = 'p2pdb-keyring/1';
@@ -215,14 +216,8 @@ export class Keyring {
   /** Reads the keyring; an absent one is empty and is written on the first change. */
   static async open(opts: KeyringOptions): Promise<Keyring> {
     const file = path.join(path.resolve(opts.home), KEYRING_FILE);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Keyring(opts, { format: KEYRING_FORMAT, keys: [] }, false);
-      throw e;
-    }
-    return new Keyring(opts, parseDoc(text, file), true);
+    const doc = await readDoc(file);
+    return doc ? new Keyring(opts, doc, true) : new Keyring(opts, { format: KEYRING_FORMAT, keys: [] }, false);
   }
 
   get exists(): boolean {
@@ -262,7 +257,7 @@ export class Keyring {
   async init(): Promise<boolean> {
     if (this.onDisk && this.hasPassphrase) return false;
     await this.unlock();
-    await this.save();
+    await this.commit((keys) => keys);
     return true;
   }
 
@@ -310,8 +305,7 @@ export class Keyring {
 
   async remove(ref: string): Promise<KeyInfo> {
     const info = this.resolve(ref);
-    this.doc = { ...this.doc, keys: this.doc.keys.filter((k) => k.fingerprint !== info.fingerprint) };
-    await this.save();
+    await this.commit((keys) => keys.filter((k) => k.fingerprint !== info.fingerprint));
     return info;
   }
 
@@ -360,8 +354,12 @@ export class Keyring {
       public_key: k.info.key.export({ type: 'spki', format: 'pem' }).toString(),
       ...(k.sealed ? { private_key: k.sealed } : {}),
     };
-    this.doc = { ...this.doc, keys: [...this.doc.keys, stored] };
-    await this.save();
+    await this.commit((keys) => {
+      // Checked again on what is on disk now: another process may have added it meanwhile.
+      const clash = keys.find((o) => o.name === stored.name || o.fingerprint === stored.fingerprint);
+      if (clash) fail('bad_request', `the keyring already has ${clash.name === stored.name ? `a key named ${clash.name}` : `that key, as ${clash.name}`}`);
+      return [...keys, stored];
+    });
     return this.infos.find((i) => i.fingerprint === stored.fingerprint)!;
   }
 
@@ -378,11 +376,31 @@ export class Keyring {
     if (same) fail('bad_request', `that key is already in the keyring as ${same.name} (${fp})`);
   }
 
-  private async save(): Promise<void> {
+  /**
+   * Applies `change` to the keys on disk now, not to those read at open: another process (a
+   * second `p2pdb keys new`) may have written since, and a plain rewrite would drop its key. The
+   * lock makes read-change-write one step across processes; it is held for milliseconds only
+   * (the passphrase prompt, scrypt and key generation happen before).
+   */
+  private async commit(change: (keys: StoredKey[]) => StoredKey[]): Promise<void> {
     await ensurePrivateDir(this.home);
-    await writeFileAtomic(this.file, JSON.stringify(this.doc, null, 2) + '\n');
-    this.onDisk = true;
-    this.infos = this.doc.keys.map((k) => this.infoOf(k));
+    await withFileLock(`${this.file}.lock`, async () => {
+      let base = (await readDoc(this.file)) ?? { format: KEYRING_FORMAT, keys: [] };
+      if (this.doc.kdf) {
+        if (!base.kdf) {
+          base = { ...base, kdf: this.doc.kdf, ...(this.doc.verifier ? { verifier: this.doc.verifier } : {}) };
+        } else if (base.kdf.salt !== this.doc.kdf.salt) {
+          // What we sealed uses our key; the file's keys use another passphrase's.
+          fail('busy', `another process set or changed the passphrase of ${this.file} meanwhile; run the command again`);
+        }
+      }
+      const doc: KeyringDoc = { ...base, keys: change(base.keys) };
+      const infos = doc.keys.map((k) => this.infoOf(k));
+      await writeFileAtomic(this.file, JSON.stringify(doc, null, 2) + '\n');
+      this.doc = doc;
+      this.infos = infos;
+      this.onDisk = true;
+    });
   }
 
   private infoOf(k: StoredKey): KeyInfo {
@@ -404,6 +422,18 @@ export class Keyring {
       hasPrivate: k.private_key !== undefined,
     };
   }
+}
+
+/** The keyring document at `file`, or undefined when there is none yet. */
+async function readDoc(file: string): Promise<KeyringDoc | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  return parseDoc(text, file);
 }
 
 function parseDoc(text: string, file: string): KeyringDoc {
