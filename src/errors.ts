@@ -46,6 +46,7 @@ export type ErrorCode =
   | 'peer_banned'
   | 'unauthorized'
   | 'busy'
+  | 'rate_limited'
   | 'mint_cancelled'
   | 'keystore_locked'
   | 'sync_malformed'
@@ -95,6 +96,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   peer_banned: 403,
   unauthorized: 401,
   busy: 503,
+  rate_limited: 429,
   mint_cancelled: 400,
   keystore_locked: 400,
   sync_malformed: 400,

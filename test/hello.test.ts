@@ -27,6 +27,7 @@ import {
   type HelloMessage,
   type SignedHello,
 } from '../src/peers/hello.js';
+import { HelloThrottle } from '../src/peers/hello-throttle.js';
 import { PeerClient } from '../src/peers/peer-client.js';
 import { carriesTables, parseTablesQuery, readPeerClaims, selectPeers, type PeerSummary } from '../src/peers/peer-list.js';
 import { openPeerStore, type PeerStore } from '../src/peers/peer-store.js';
@@ -64,7 +65,9 @@ interface HelloNode {
   close(): Promise<void>;
 }
 
-async function startHelloNode(opts: { identity?: OnionIdentity | null; limits?: Parameters<typeof openPeerStore>[0]['limits'] } = {}): Promise<HelloNode> {
+async function startHelloNode(
+  opts: { identity?: OnionIdentity | null; limits?: Parameters<typeof openPeerStore>[0]['limits']; throttle?: HelloThrottle } = {},
+): Promise<HelloNode> {
   const identity = opts.identity === undefined ? newIdentity() : opts.identity;
   const filename = path.join(tempDir('p2pdb-hello-'), 'p2pdb.sqlite');
   const store = await openStore({ filename, durability: 'normal' });
@@ -74,7 +77,7 @@ async function startHelloNode(opts: { identity?: OnionIdentity | null; limits?: 
   app.use(errorMiddleware(silentLogger));
   app.use(hardeningHeaders());
   const node = { identity, peers, store, now: Date.now() } as HelloNode;
-  const router = helloRoutes({ info: info(), identity, peerStore: peers, clock: () => node.now });
+  const router = helloRoutes({ info: info(), identity, peerStore: peers, clock: () => node.now, ...(opts.throttle ? { throttle: opts.throttle } : {}) });
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   const server = http.createServer(app.callback());
@@ -282,6 +285,69 @@ describe('POST /hello/', () => {
 });
 
 // --- GET /hello/?tables= ---
+
+describe('POST /hello/ write limits', () => {
+  it('new onions past the budget get 429 rate_limited and are not stored; the budget refills with time', async () => {
+    const callee = await startHelloNode({ throttle: new HelloThrottle({ newPeersPerMinute: 6, newPeerBurst: 3 }) });
+    try {
+      const hello = (id: OnionIdentity) => makeSignedHello(id, callee.identity!.address, { tables: '*', pow_bits: 16, software: 'x/1' }, callee.now);
+      const ids = Array.from({ length: 5 }, () => newIdentity());
+      const answers = [];
+      for (const id of ids) answers.push(await postHello(callee.url, hello(id)));
+      assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429, 429]);
+      assert.equal(answers[3]!.body.error.code, 'rate_limited');
+      assert.match(answers[3]!.body.error.message, /try again in 10 s/);
+      assert.equal(await callee.peers.count(), 3, 'refused hellos wrote nothing');
+      // A peer already known is not a new peer: it still gets in while the budget is spent.
+      assert.equal((await postHello(callee.url, makeSignedHello(ids[0]!, callee.identity!.address, { tables: '*', pow_bits: 20, software: 'x/2' }, callee.now))).status, 200);
+      assert.equal((await callee.peers.get(ids[0]!.address))?.powBits, 20, 'a changed description is written at once');
+      callee.now += 10_000; // one token at 6 a minute
+      assert.equal((await postHello(callee.url, hello(ids[3]!))).status, 200);
+      assert.equal((await postHello(callee.url, hello(ids[4]!))).status, 429);
+      assert.equal(await callee.peers.count(), 4);
+    } finally {
+      await callee.close();
+    }
+  });
+
+  it('the same hello again within the refresh interval is answered but not written; after it, it is', async () => {
+    const callee = await startHelloNode({ throttle: new HelloThrottle({ refreshIntervalMs: 60_000 }) });
+    try {
+      const alice = newIdentity();
+      const send = async () => {
+        const res = await postHello(callee.url, makeSignedHello(alice, callee.identity!.address, { tables: '*', pow_bits: 16, software: 'a/1' }, callee.now));
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        assert.ok(checkSignedHello({ hello: res.body.hello, signature: res.body.signature }, { self: alice.address, now: callee.now }));
+      };
+      const first = callee.now;
+      await send();
+      callee.now += 30_000;
+      await send();
+      assert.equal((await callee.peers.get(alice.address))?.lastSeen, first, 'not written again within 60 s');
+      callee.now += 30_000;
+      await send();
+      assert.equal((await callee.peers.get(alice.address))?.lastSeen, callee.now);
+    } finally {
+      await callee.close();
+    }
+  });
+
+  it('pure: the token bucket refills at the given rate up to the burst; remembered onions stay bounded', () => {
+    const t = new HelloThrottle({ newPeersPerMinute: 60, newPeerBurst: 2, remembered: 2 });
+    t.admitNewPeer(0);
+    t.admitNewPeer(0);
+    assert.throws(() => t.admitNewPeer(500), (e: unknown) => e instanceof P2pdbError && e.code === 'rate_limited' && e.status === 429);
+    t.admitNewPeer(1_000);
+    t.admitNewPeer(1_000_000); // an hour idle refills to the burst, not beyond
+    t.admitNewPeer(1_000_000);
+    assert.throws(() => t.admitNewPeer(1_000_000));
+    t.written('a', 'd', 0);
+    t.written('b', 'd', 0);
+    t.written('c', 'd', 0);
+    assert.deepEqual(['a', 'b', 'c'].map((o) => t.recentlyWritten(o, 'd', 1)), [false, true, true], 'least recently written forgotten');
+    assert.equal(t.recentlyWritten('b', 'other description', 1), false);
+  });
+});
 
 describe('GET /hello/ peers and ?tables=', () => {
   let node: HelloNode;

@@ -7,6 +7,7 @@ import type { NodeConfig } from '../../config/config.js';
 import { fail } from '../../errors.js';
 import type { OnionIdentity } from '../../identity/onion-key.js';
 import { checkSignedHello, makeSignedHello, MAX_HELLO_BODY_BYTES, HELLO_PROTOCOL } from '../../peers/hello.js';
+import { HelloThrottle } from '../../peers/hello-throttle.js';
 import { parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
 import type { PeerStore } from '../../peers/peer-store.js';
 import { readBody } from '../body.js';
@@ -51,6 +52,8 @@ export interface HelloRouteDeps {
   /** null: no peer table (GET lists no peers, POST answers tor_off). */
   peerStore: PeerStore | null;
   clock?: () => number;
+  /** Limits on what inbound hellos may write; defaults in HELLO_THROTTLE_DEFAULTS. */
+  throttle?: HelloThrottle;
 }
 
 function isHelloInfo(deps: HelloRouteDeps | HelloInfo): deps is HelloInfo {
@@ -65,6 +68,7 @@ export function helloRoutes(depsOrInfo: HelloRouteDeps | HelloInfo): Router {
   const deps: HelloRouteDeps = isHelloInfo(depsOrInfo) ? { info: depsOrInfo, identity: null, peerStore: null } : depsOrInfo;
   const { info, identity, peerStore } = deps;
   const clock = deps.clock ?? Date.now;
+  const throttle = deps.throttle ?? new HelloThrottle();
   const self = identity ? { onion: identity.address } : {};
 
   async function peers(wanted: string[] | undefined, exclude?: string): Promise<PeerSummary[]> {
@@ -91,7 +95,13 @@ export function helloRoutes(depsOrInfo: HelloRouteDeps | HelloInfo): Router {
     }
     const now = clock();
     const hello = checkSignedHello(body, { self: identity.address, now });
-    await peerStore.recordInboundHello(hello, now);
+    // What we would write; the same again within the refresh interval is not written again.
+    const description = JSON.stringify([hello.tables, hello.pow_bits, hello.protocol, hello.software]);
+    if (!throttle.recentlyWritten(hello.onion, description, now)) {
+      if (!(await peerStore.get(hello.onion))) throttle.admitNewPeer(now);
+      await peerStore.recordInboundHello(hello, now);
+      throttle.written(hello.onion, description, now);
+    }
     // Our answer is a hello addressed to the caller, so it can check who answered and when.
     const reply = makeSignedHello(identity, hello.onion, info, now);
     ctx.body = { ...info, ...self, peers: await peers(undefined, hello.onion), hello: reply.hello, signature: reply.signature };
