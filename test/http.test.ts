@@ -3,7 +3,7 @@
  * every refusal with its code and status, and that refusals store nothing.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
@@ -178,6 +178,10 @@ describe('refusals', () => {
     await expectRefusal(`/put/${k2.id}`, k2.json, 400, 'bad_key');
     const k3 = forTable(Buffer.from('not a key at all'));
     await expectRefusal(`/put/${k3.id}`, k3.json, 400, 'bad_key');
+    // Over 4096 bits: named for the key, though its signature (513 bytes) is longer than RSA-4096's.
+    const big = generateKeyPairSync('rsa', { modulusLength: 4104 });
+    const k4 = forTable(big.publicKey.export({ type: 'spki', format: 'der' }));
+    await expectRefusal(`/put/${k4.id}`, { ...k4.json, signature: randomBytes(513).toString('base64') }, 400, 'key_size');
   });
 
   it('malformed: not JSON, wrong types, bad base64, short proof, unknown version', async () => {
@@ -311,6 +315,11 @@ describe('/get/ filters', () => {
     assert.equal(res.body.error.code, 'bad_request');
     assert.equal((await getJson(`${node.url}/get/?limit=0&after=0`)).body.error.code, 'bad_request');
     assert.equal((await getJson(`${node.url}/get/?tables=xyz`)).body.error.code, 'malformed');
+    // A list naming nothing could only match nothing: refused, on /subscribe/ too (no stream slot held).
+    for (const q of ['/get/?tables=,', '/get/?after=0&recipients=,,', '/subscribe/?tables=,', '/subscribe/?ids=,']) {
+      const r = await getJson(`${node.url}${q}`);
+      assert.deepEqual([r.status, r.body.error?.code], [400, 'bad_request'], q);
+    }
   });
 
   it('tables= returns only those tables', async () => {

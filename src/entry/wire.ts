@@ -6,8 +6,12 @@ import { ENTRY_VERSION, type Entry, type EntryJson } from './types.js';
 
 /** SPKI DER of a 4096-bit RSA key is 550 bytes; anything far beyond is not a key we accept. */
 export const MAX_TABLE_KEY_BYTES = 1024;
-/** RSA-4096 signatures are 512 bytes. */
-export const MAX_SIGNATURE_BYTES = 512;
+/**
+ * RSA-4096 signatures are 512 bytes, but the bound is the table key's: a key over 4096 bits
+ * (which fits in 1,024 bytes) is then refused by the key check as key_size, not for its
+ * signature's size. A signature of another length than the modulus fails to verify.
+ */
+export const MAX_SIGNATURE_BYTES = 1024;
 
 export interface WireLimits {
   maxPayloadBytes: number;

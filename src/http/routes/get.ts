@@ -28,6 +28,8 @@ function hexList(query: Query, name: string): Buffer[] | undefined {
   const v = single(query, name);
   if (v === undefined) return undefined;
   const items = v.split(',').filter((s) => s !== '');
+  // `tables=,` would be a filter that matches nothing (and, on /subscribe/, a stream slot held for nothing).
+  if (items.length === 0) fail('bad_request', `${name} lists nothing: leave it out, or give at least one value`);
   if (items.length > MAX_LIST_ITEMS) fail('bad_request', `${name} holds at most ${MAX_LIST_ITEMS} items`);
   return items.map((s) => fromHex(s.toLowerCase(), 32, name));
 }
