@@ -51,6 +51,8 @@ let mintJob: MintJob | undefined;
 let inboxWorker: Worker | undefined;
 let closeStream: (() => void) | undefined;
 const seen = new Set<string>();
+/** Entries already opened this unlock: a key added later does not make the worker open them again. */
+const opened = new Map<string, Extract<InboxReply, { type: 'opened' }>>();
 
 // --- pairing: read the fragment and remove it before anything else happens ---
 
@@ -147,6 +149,7 @@ function onLock(): void {
   inboxWorker?.terminate();
   inboxWorker = undefined;
   seen.clear();
+  opened.clear();
   $('messages').replaceChildren();
   renderKeys();
   show('keys-panel', false);
@@ -282,7 +285,9 @@ function restartInbox(): void {
       if (seen.has(entry.id)) return;
       seen.add(entry.id);
       placeholder(entry);
-      worker.postMessage({ type: 'entries', entries: [entry] } satisfies InboxRequest);
+      const known = opened.get(entry.id);
+      if (known) showOpened(known);
+      else worker.postMessage({ type: 'entries', entries: [entry] } satisfies InboxRequest);
     },
     (state) => {
       status.textContent = state === 'open' ? 'live' : 'reconnecting…';
@@ -315,6 +320,11 @@ function onInboxReply(msg: InboxReply): void {
     else $('inbox-status').textContent = closeStream ? 'live' : '';
     return;
   }
+  if (!msg.error) opened.set(msg.idHex, msg);
+  showOpened(msg);
+}
+
+function showOpened(msg: Extract<InboxReply, { type: 'opened' }>): void {
   const li = document.querySelector<HTMLLIElement>(`#messages li[data-id="${CSS.escape(msg.idHex)}"]`);
   if (!li) return;
   li.dataset.state = msg.error ? 'error' : 'ok';
