@@ -108,7 +108,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     return;
   }
   const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooBig ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  const status = tooBig ? '413 Payload Too Large' : '400 Bad Request'; // 413: the status httpStatusOf gives payload_too_large
   const body = JSON.stringify({
     error: tooBig
       ? { code: 'payload_too_large', message: 'request headers are too large' }
