@@ -177,6 +177,16 @@ export function exportPrivatePem(key: ForgePrivateKey): string {
   return lf(forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key))));
 }
 
+/** forge's step-wise key generation (in forge, not in its type definitions). */
+interface ForgeKeyGenerationState {
+  keys: { publicKey: ForgePublicKey; privateKey: ForgePrivateKey } | null;
+}
+interface ForgeStepApi {
+  createKeyPairGenerationState(bits: number, e: number, options: { prng: unknown }): ForgeKeyGenerationState;
+  /** Works for about `ms` milliseconds; true once the key pair is ready. */
+  stepKeyPairGenerationState(state: ForgeKeyGenerationState, ms: number): boolean;
+}
+
 /**
  * New key pair as PEMs. forge uses node:crypto or WebCrypto when it finds them; `pureJavaScript`
  * forces its own prime search (seconds for 2048 bits), which is what a browser without either does.
@@ -186,11 +196,18 @@ export async function generateRsaKeyPair(bits = 2048, options: { pureJavaScript?
     fail('key_size', `RSA keys must be ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits`);
   }
   requireStrongRandom();
-  // A custom prng is forge's documented switch that disables native key generation.
-  const opts: forge.pki.rsa.GenerateKeyPairOptions = { bits, e: 0x10001 };
-  if (options.pureJavaScript) opts.prng = forge.random;
+  if (options.pureJavaScript) {
+    // Not forge's callback API: wherever `Worker` exists (any browser page or worker) it starts
+    // Web Workers from 'forge/prime.worker.js', which a self-contained app does not serve, and
+    // key generation never finished. The step API searches here, yielding between slices.
+    const rsa = forge.pki.rsa as unknown as ForgeStepApi;
+    const state = rsa.createKeyPairGenerationState(bits, 0x10001, { prng: forge.random });
+    while (!rsa.stepKeyPairGenerationState(state, 50)) await new Promise((resolve) => setTimeout(resolve, 0));
+    const { publicKey, privateKey } = state.keys!;
+    return { publicKey: exportPublicPem(publicKey), privateKey: exportPrivatePem(privateKey) };
+  }
   return new Promise((resolve, reject) => {
-    forge.pki.rsa.generateKeyPair(opts, (err, pair) => {
+    forge.pki.rsa.generateKeyPair({ bits, e: 0x10001 }, (err, pair) => {
       if (err) return reject(err);
       resolve({ publicKey: exportPublicPem(pair.publicKey), privateKey: exportPrivatePem(pair.privateKey) });
     });

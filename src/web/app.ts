@@ -13,7 +13,7 @@ import { BrowserNode, type NodeHello } from '../client/browser-node.js';
 import { toHex } from '../client/base64url.js';
 import { P2pdbError, isP2pdbError, type ErrorCode } from '../errors.js';
 import { Keystore, type UnlockedKey } from './keystore.js';
-import type { InboxReply, InboxRequest, KdfReply, KdfRequest } from './worker.js';
+import type { InboxReply, InboxRequest, KdfReply, KdfRequest, KeygenReply, KeygenRequest } from './worker.js';
 
 const WORKER_URL = '/app/worker.js';
 
@@ -162,7 +162,7 @@ async function onNewKey(ev: Event): Promise<void> {
   const status = $('keys-status');
   status.textContent = backend.kind === 'forge' ? 'making a key without WebCrypto (can take a while)…' : 'making a key…';
   try {
-    await addKey(await backend.generatePkcs8(2048), $<HTMLInputElement>('newkey-label').value.trim());
+    await addKey(await generateInWorker(2048), $<HTMLInputElement>('newkey-label').value.trim());
     $<HTMLInputElement>('newkey-label').value = '';
     await loadKeys();
     status.textContent = 'key created';
@@ -191,18 +191,30 @@ function makeWorker(): Worker & WorkerLike {
   return new Worker(WORKER_URL, { name: 'p2pdb' }) as Worker & WorkerLike;
 }
 
+/** One request to a fresh worker and its one answer (errors come back as typed errors). */
+function askWorker<T>(request: KdfRequest | KeygenRequest, answer: (reply: KdfReply | KeygenReply) => T | undefined, what: string): Promise<T> {
+  const worker = makeWorker();
+  return new Promise<T>((resolve, reject) => {
+    worker.onmessage = (ev: { data: unknown }) => {
+      const msg = ev.data as KdfReply | KeygenReply;
+      if (msg.type === 'error') return reject(new P2pdbError(msg.code as ErrorCode, msg.message));
+      const value = answer(msg);
+      if (value === undefined) reject(new P2pdbError('internal', `the ${what} worker answered ${msg.type}`));
+      else resolve(value);
+    };
+    worker.onerror = () => reject(new P2pdbError('internal', `the ${what} worker failed`));
+    worker.postMessage(request);
+  }).finally(() => worker.terminate());
+}
+
 /** The keystore's PBKDF2 in a worker, so the page stays responsive while node-forge grinds. */
 function deriveInWorker(passphrase: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
-  const worker = makeWorker();
-  return new Promise<Uint8Array>((resolve, reject) => {
-    worker.onmessage = (ev: { data: unknown }) => {
-      const msg = ev.data as KdfReply;
-      if (msg.type === 'derived') resolve(msg.key);
-      else reject(new P2pdbError(msg.code as ErrorCode, msg.message));
-    };
-    worker.onerror = () => reject(new P2pdbError('internal', 'the key derivation worker failed'));
-    worker.postMessage({ type: 'kdf', backend: backend.kind, passphrase, salt, iterations } satisfies KdfRequest);
-  }).finally(() => worker.terminate());
+  return askWorker({ type: 'kdf', backend: backend.kind, passphrase, salt, iterations }, (m) => (m.type === 'derived' ? m.key : undefined), 'key derivation');
+}
+
+/** A new key pair in a worker: node-forge's prime search takes seconds. */
+function generateInWorker(bits: number): Promise<Uint8Array> {
+  return askWorker({ type: 'keygen', backend: backend.kind, bits }, (m) => (m.type === 'generated' ? m.pkcs8 : undefined), 'key generation');
 }
 
 async function recipientKey(): Promise<BrowserPublicKey> {

@@ -3,6 +3,7 @@
  * - `mint`: the proof of work (WebAssembly kernel, plain JS where WebAssembly is off), with progress;
  *   the page runs one worker per proof and cancels by terminating it.
  * - `kdf`: the keystore's PBKDF2 (600,000 iterations: about 3 s in node-forge, 0.1 s in WebCrypto).
+ * - `keygen`: a new RSA key pair (node-forge: seconds of prime search).
  * - `keys` / `entries`: the inbox. Checks each entry's id and table signature and decrypts it with
  *   the recipient's key, one at a time, reporting as it goes (node-forge opens about 27 a second).
  */
@@ -18,6 +19,10 @@ export type InboxRequest =
 /** The keystore's key derivation, off the page's thread. */
 export type KdfRequest = { type: 'kdf'; backend: BackendKind; passphrase: string; salt: Uint8Array; iterations: number };
 export type KdfReply = { type: 'derived'; key: Uint8Array } | { type: 'error'; code: string; message: string };
+
+/** A new key pair (PKCS#8), off the page's thread: node-forge searches primes for seconds. */
+export type KeygenRequest = { type: 'keygen'; backend: BackendKind; bits: number };
+export type KeygenReply = { type: 'generated'; pkcs8: Uint8Array } | { type: 'error'; code: string; message: string };
 
 export type InboxReply =
   | { type: 'opened'; idHex: string; seq: string; createdAt: number; tableFingerprintHex: string; toHex: string; text?: string; error?: string }
@@ -68,10 +73,18 @@ function derive(req: KdfRequest): void {
     .catch((e: unknown) => scope.postMessage({ type: 'error', code: isP2pdbError(e) ? e.code : 'internal', message: (e as Error).message } satisfies KdfReply));
 }
 
+function generate(req: KeygenRequest): void {
+  selectBackend(req.backend)
+    .generatePkcs8(req.bits)
+    .then((pkcs8) => scope.postMessage({ type: 'generated', pkcs8 } satisfies KeygenReply))
+    .catch((e: unknown) => scope.postMessage({ type: 'error', code: isP2pdbError(e) ? e.code : 'internal', message: (e as Error).message } satisfies KeygenReply));
+}
+
 scope.onmessage = (ev) => {
-  const msg = ev.data as MintRequest | InboxRequest | KdfRequest;
+  const msg = ev.data as MintRequest | InboxRequest | KdfRequest | KeygenRequest;
   if (msg.type === 'mint') answerMintRequest(scope, msg);
   else if (msg.type === 'kdf') derive(msg);
+  else if (msg.type === 'keygen') generate(msg);
   else if (msg.type === 'keys') {
     backend = selectBackend(msg.backend);
     keys = new Map(
