@@ -1,8 +1,9 @@
 /**
- * `npm run bench -- [NAME ...] [--quick] [--n N]... [--d D]...`: runs the named benchmarks (all
- * when none is named) and prints one JSON object per measurement on stdout. Progress goes to
- * stderr. --quick shrinks sizes for a smoke run (figures from it are not the recorded ones);
- * --n and --d (repeatable) choose store sizes and differences for sync and bootstrap.
+ * `npm run bench -- [NAME ...] [--quick] [--n N]... [--d D]... [--tables T] [--no-seed]`: runs the
+ * named benchmarks (all when none is named) and prints one JSON object per measurement on stdout.
+ * Progress goes to stderr. --quick shrinks sizes for a smoke run (figures from it are not the
+ * recorded ones); --n and --d (repeatable) choose store sizes (sync, bootstrap, index-cost, store,
+ * get, ingest) and differences (sync); --tables and --no-seed apply to sync.
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
@@ -10,21 +11,29 @@ import { cpus } from 'node:os';
 interface Sizes {
   n?: number[];
   d?: number[];
+  /** sync: tables in the prefilled stores (default 1). */
+  tables?: number;
+  /** sync: skip the seed's approach (it reads every row; minutes at 10 M). */
+  noSeed?: boolean;
 }
 type Bench = (quick: boolean, sizes: Sizes) => Promise<object[]>;
 
 const BENCHES: Record<string, Bench> = {
   ceiling: async (quick) => (await import('./ceiling.js')).benchCeiling({ seconds: quick ? 1 : 3 }),
   mint: async (quick) => (await import('./mint.js')).benchMint({ runs: quick ? 3 : 15, bits: 21 }),
-  ingest: async (quick) =>
-    (await import('./ingest.js')).benchIngest(quick ? { entries: 5000, stored: [0, 100_000] } : {}),
+  ingest: async (quick, sizes) =>
+    (await import('./ingest.js')).benchIngest(quick ? { entries: 5000, stored: [0, 100_000] } : sizes.n ? { stored: sizes.n } : {}),
   'put-single': async (quick) => (await import('./ingest.js')).benchSinglePut(quick ? { entries: 2000 } : {}),
-  get: async (quick) => (await import('./get.js')).benchGet(quick ? { stored: 100_000, requests: 200 } : {}),
-  store: async (quick) => (await import('./store.js')).benchStore(quick ? { quick: true } : {}),
+  get: async (quick, sizes) =>
+    (await import('./get.js')).benchGet(quick ? { stored: 100_000, requests: 200 } : sizes.n ? { stored: sizes.n[0]! } : {}),
+  store: async (quick, sizes) =>
+    (await import('./store.js')).benchStore(quick ? { quick: true } : sizes.n ? { stored: sizes.n } : {}),
   sync: async (quick, sizes) =>
     (await import('./sync.js')).benchSync({
       ns: sizes.n ?? (quick ? [20_000] : [100_000, 1_000_000]),
       ds: sizes.d ?? (quick ? [0, 1, 100] : [0, 1, 100, 10_000]),
+      ...(sizes.tables ? { tables: sizes.tables } : {}),
+      ...(sizes.noSeed ? { seed: false } : {}),
     }),
   bootstrap: async (quick, sizes) => {
     const { benchBootstrap } = await import('./bootstrap.js');
@@ -48,6 +57,8 @@ const { values, positionals } = parseArgs({
     quick: { type: 'boolean', default: false },
     n: { type: 'string', multiple: true },
     d: { type: 'string', multiple: true },
+    tables: { type: 'string' },
+    'no-seed': { type: 'boolean', default: false },
   },
 });
 const numbers = (list: string[] | undefined, name: string): number[] | undefined =>
@@ -64,6 +75,9 @@ const ns = numbers(values.n, 'n');
 const ds = numbers(values.d, 'd');
 if (ns) sizes.n = ns;
 if (ds) sizes.d = ds;
+const tables = numbers(values.tables ? [values.tables] : undefined, 'tables');
+if (tables) sizes.tables = tables[0]!;
+if (values['no-seed']) sizes.noSeed = true;
 const names = positionals.length > 0 ? positionals : Object.keys(BENCHES);
 for (const name of names) {
   if (!BENCHES[name]) {

@@ -95,7 +95,17 @@ export async function prefillStore(filename: string, n: number, opts: PrefillOpt
   try {
     let left = n;
     const call = 2500;
+    // Progress every million: how the insert rate falls as the store grows (stderr, not a figure).
+    let mark = performance.now();
+    let markDone = 0;
     while (left > 0) {
+      const done = n - left;
+      if (done - markDone >= 1_000_000) {
+        const now = performance.now();
+        process.stderr.write(`prefill: ${done} stored, last ${done - markDone} at ${Math.round(((done - markDone) / (now - mark)) * 1000)}/s\n`);
+        mark = now;
+        markDone = done;
+      }
       const calls: ValidEntry[][] = [];
       for (let c = 0; c < 4 && left > 0; c++) {
         const size = Math.min(call, left);
