@@ -72,6 +72,22 @@ describe('p2pdb CLI against a running node', () => {
     assert.match(serve.stdout(), /Tor is off: the node is reachable on loopback only/);
   });
 
+  test('a second serve on a port in use says so with a stable code; the first node keeps serving', async () => {
+    const port = new URL(serve.url).port;
+    const r = await runCli(['serve', '--data', tempDir('p2pdb-cli-busy-'), '--port', port, '--pow-bits', '12'], { env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /error \[config_invalid\]: 127\.0\.0\.1:\d+ is already in use .*--port/);
+    ok(await runCli(['status'], { env }), 'the first node still answers');
+  });
+
+  test('keys new --bits outside 2048-4096 is one clear usage error', async () => {
+    for (const bits of ['1024', '5000', 'x']) {
+      const r = await runCli(['keys', 'new', 'never', '--bits', bits], { env });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /--bits must be a whole number from 2048 to 4096/);
+    }
+  });
+
   test('keys new makes a table key and a recipient key; keys list shows them', async () => {
     ok(await runCli(['keys', 'new', 'table'], { env }), 'keys new table');
     const alice = await runCli(['keys', 'new', 'alice', '--bits', '2048'], { env });

@@ -208,6 +208,8 @@ describe('typed errors', () => {
     await expectCode(client.getPage({}), 'bad_request');
     const sub = client.subscribe({ tables: ['zz'] });
     await expectCode(sub.next(), 'malformed');
+    // `after` belongs in the options; among the filters it would be dropped and nothing replayed.
+    await expectCode(client.subscribe({ tables: [table.fingerprint], after: '0' } as never).next(), 'bad_request');
     const narrow = await startTestNode({ allowedTables: [bob.fingerprint] });
     const narrowClient = new P2pdbClient(narrow.url, { mintThreads: 1 });
     try {

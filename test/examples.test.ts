@@ -43,3 +43,22 @@ it('the guestbook signs, reads and follows entries through the library', async (
   assert.equal(await exited, 0);
   assert.equal(out.split('first!').length - 1, 1, 'no repeats');
 });
+
+it('the package an app installs (npm pack) holds the built client, its types, the browser app and the CLI, and no tests or caches', async () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  // --ignore-scripts: the prepack build already ran for the tests (dist/ is what is packed).
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`npm pack exited with ${code}`))));
+  });
+  const files = new Set((JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+  for (const needed of ['dist/src/client/index.js', 'src/client/index.ts', 'dist/src/client/browser.js', 'dist/src/cli/main.js', 'scripts/p2pdb.mjs', 'torrc.template', 'dist/web/app.js']) {
+    assert.ok(files.has(needed), `${needed} is in the package`);
+  }
+  const stray = [...files].filter((f) => f.startsWith('dist/test/') || f.startsWith('test/') || f.includes('.bench-cache') || f.startsWith('node_modules/'));
+  assert.deepEqual(stray, []);
+});

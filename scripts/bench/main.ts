@@ -51,16 +51,35 @@ const BENCHES: Record<string, Bench> = {
   },
 };
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    quick: { type: 'boolean', default: false },
-    n: { type: 'string', multiple: true },
-    d: { type: 'string', multiple: true },
-    tables: { type: 'string' },
-    'no-seed': { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm run bench -- [NAME ...] [--quick] [--n N]... [--d D]... [--tables T] [--no-seed]
+names: ${Object.keys(BENCHES).join(', ')} (all when none is named: long)
+One JSON object per measurement on stdout; figures and the commands behind them: docs/BENCHMARKS.md.`;
+
+let parsed: ReturnType<typeof parseOptions>;
+function parseOptions() {
+  return parseArgs({
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      n: { type: 'string', multiple: true },
+      d: { type: 'string', multiple: true },
+      tables: { type: 'string' },
+      'no-seed': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+}
+try {
+  parsed = parseOptions();
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+const { values, positionals } = parsed;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const numbers = (list: string[] | undefined, name: string): number[] | undefined =>
   list?.map((v) => {
     const x = Number(v.replace(/_/g, ''));

@@ -80,10 +80,10 @@ export function flag(p: Parsed, name: string): boolean {
   return p.values[name] === true;
 }
 
-export function positiveInt(command: string, value: string | undefined, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+export function positiveInt(command: string, value: string | undefined, name: string, max = Number.MAX_SAFE_INTEGER, min = 1): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    throw new UsageError(`${name} must be a whole number from 1 to ${max}`, command);
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${name} must be a whole number from ${min} to ${max}`, command);
   }
   return Number(value);
 }

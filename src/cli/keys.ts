@@ -35,8 +35,7 @@ async function keysNew(args: string[], io: CliIo): Promise<number> {
   const p = parse('keys', args, { ...NODE_OPTION, bits: { type: 'string' } });
   if (flag(p, 'help')) return help(io);
   const [name] = expectPositionals('keys', p, 1, 1, 'a key NAME: p2pdb keys new NAME');
-  const bits = positiveInt('keys', str(p, 'bits'), '--bits', 4096) ?? 2048;
-  if (bits < 2048) throw new UsageError('--bits must be at least 2048', 'keys');
+  const bits = positiveInt('keys', str(p, 'bits'), '--bits', 4096, 2048) ?? 2048;
   const keyring = await openKeyring(io);
   const key = await keyring.generate(name!, bits);
   println(io.stdout, `created key ${key.name} (RSA ${key.bits}) ${key.fingerprint}`);

@@ -21,7 +21,8 @@ import {
 } from './context.js';
 
 const USAGE = `usage: p2pdb put --table T --to R MESSAGE
-       p2pdb put --table T --to R -        (the message is read from stdin)
+       p2pdb put --table T --to R -        (the message is read from stdin as is, bytes and
+                                            all: \`echo\` adds a newline, \`printf %s\` does not)
 
 Encrypts MESSAGE to R, signs it with the table key T, mints the proof of work the node
 asks for (on all cores) and posts it. Prints the status and the entry id.

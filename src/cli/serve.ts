@@ -5,7 +5,7 @@ import { expectPositionals, flag, parse, println, str, type Command } from './co
 
 const USAGE = `usage: p2pdb serve [--data DIR] [--port N] [--host H] [--pow-bits N]
                    [--tor off|managed|attach] [--tor-control ADDR] [--tor-socks ADDR] [--tor-binary PATH]
-                   [--allowed-tables fp,fp|*] [--config FILE]
+                   [--allowed-tables fp,fp|*] [--peers ONION,ONION] [--config FILE]
 
 Runs a node in the foreground; Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 Settings: defaults < config file (DIR/config.json or --config) < P2PDB_* environment < flags.
@@ -19,7 +19,7 @@ options:
                           through a tor you run (needs --tor-control)
   --tor-control ADDR      attach: tor's control port, 127.0.0.1:PORT or unix:/path (cookie auth,
                           or the password in $P2PDB_TOR_CONTROL_PASSWORD)
-  --peers ONION,ONION      bootstrap peers (v3 onion addresses) to say hello to
+  --peers ONION,ONION     bootstrap peers (v3 onion addresses) to say hello to
   --tor-socks ADDR        tor's SOCKS port, 127.0.0.1:PORT (managed: default a free port;
                           attach: default asked from tor)
   --tor-binary PATH       managed: the tor executable (default tor)

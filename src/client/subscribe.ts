@@ -8,7 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
 import type { StoredEntryJson } from '../entry/types.js';
-import { P2pdbError, httpStatusOf, type ErrorCode } from '../errors.js';
+import { P2pdbError, fail, httpStatusOf, type ErrorCode } from '../errors.js';
 import type { GetFilters } from './node-api.js';
 import { SseParser } from './sse.js';
 import { routeFor } from './transport.js';
@@ -109,6 +109,8 @@ function open(url: URL, after: string | undefined, opts: SubscribeOptions, idleT
  * streams are retried with backoff.
  */
 export async function* subscribeEntries(baseUrl: string, filters: SubscribeFilters, opts: SubscribeOptions = {}): AsyncGenerator<StoredEntryJson> {
+  // From JavaScript, `after` among the filters would be dropped silently: no replay, lost entries.
+  if ('after' in (filters as Record<string, unknown>)) fail('bad_request', 'after is an option of subscribe, not a filter: subscribe(filters, { after })');
   const url = subscribeUrl(baseUrl, filters);
   routeFor(url, opts.agent); // refuse a bad onion route before the first attempt
   const minBackoff = opts.minBackoffMs ?? 500;

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import { isLoopback, type NodeConfig } from '../config/config.js';
 import type { EntryPolicy } from '../entry/validate.js';
-import { fail } from '../errors.js';
+import { P2pdbError, fail } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity-file.js';
 import { createApp } from '../http/app.js';
 import type { SubscribeOptions } from '../http/routes/subscribe.js';
@@ -90,9 +90,11 @@ export function databaseFile(config: NodeConfig): string {
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new P2pdbError('config_invalid', `${host}:${port} is already in use (another node?): choose another port with --port or P2PDB_PORT`) : err);
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve(server.address() as AddressInfo);
     });
   });
