@@ -982,7 +982,10 @@ async function runCase(target: string, index: number, port: number, c: Case, sta
         allowed = 0;
       }
     }
-    if (afterCount - before !== allowed) problems.push(`store grew by ${afterCount - before}, the answer (${status}) allows ${allowed}`);
+    if (afterCount - before !== allowed) {
+      const body = typeof res === 'object' ? res.body.toString('utf8').slice(0, 300) : '';
+      problems.push(`store grew by ${afterCount - before}, the answer (${status}) allows ${allowed}: ${body}`);
+    }
   }
   if (c.hello && !(typeof res === 'object' && res.status === 200)) {
     const peersAfter = (await world.hello.peers.listable()).length;
@@ -1084,6 +1087,30 @@ test('regression: request headers over the limit answer 413 payload_too_large', 
   const big = await send(world.port, { method: 'POST', path: '/put/', headers: [['X-Pad', 'p'.repeat(20_000)], ['Content-Type', 'application/json']], body: Buffer.from('[]') });
   assert.ok(typeof big === 'object');
   assert.deepEqual([big.status, JSON.parse(big.body.toString('utf8')).error.code], [413, 'payload_too_large']);
+});
+
+test('regression: bytes after a request that parsed are answered after it, so its client learns it was stored', async () => {
+  // A Content-Length shorter than what was sent: the node reads one NDJSON line as the body (a
+  // valid entry, stored) and fails on the rest. It used to answer the rest's 400 first and close,
+  // so the client never saw that its entry had been stored (found by the put-batch fuzz).
+  const e = await makeEntry({ table: world.tables[0]!, to: world.recipients[1]!, text: 'a body cut short by its own length', bits: POW_BITS });
+  world.fresh.push(e); // a valid entry the final check may find stored
+  const line = Buffer.from(JSON.stringify(e.json) + '\n');
+  const head = `POST /put/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\nContent-Length: ${line.length}\r\n\r\n`;
+  const before = await world.node.store.count();
+  const answers = await new Promise<string>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: world.port });
+    let text = '';
+    socket.on('connect', () => socket.write(Buffer.concat([Buffer.from(head), line, Buffer.from('NOT HTTP AT ALL\r\n\r\n')])));
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+  // The second status line follows the first answer's body directly (no newline between).
+  const statuses = [...answers.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  assert.deepEqual(statuses, [200, 400], answers.slice(0, 400));
+  assert.match(answers, /"stored":1/);
+  assert.equal(await world.node.store.count(), before + 1);
 });
 
 // ---------- the runs ----------

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -16,7 +17,7 @@ import type { P2pdbError } from '../src/errors.js';
 import { newIdentity } from '../src/identity/onion-key.js';
 import { Ingestor } from '../src/ingest/ingest.js';
 import { startControlListener } from '../src/node/control.js';
-import type { RunningNode } from '../src/node/node.js';
+import { startNode, type RunningNode } from '../src/node/node.js';
 import { openPeerStore, type PeerStore } from '../src/peers/peer-store.js';
 import { RangeQueries, prefixBounds } from '../src/store/range-queries.js';
 import { openStore, type SqliteEntryStore } from '../src/store/sqlite-store.js';
@@ -33,7 +34,8 @@ import { waitFor } from '../src/tor/wait.js';
 import { silentLogger } from '../src/util/log.js';
 import { CLI_MAIN, runScript } from './helpers/cli.js';
 import { runSyncSession, type SessionDeps, type SyncReport } from '../src/sync/session.js';
-import { SyncIndex } from '../src/sync/sync-index.js';
+import { SNAPSHOT_FILE, SyncIndex } from '../src/sync/sync-index.js';
+import { encodeRequest } from '../src/sync/codec.js';
 import { httpSyncTransport } from '../src/sync/transport.js';
 import { testKey, type MadeEntry } from './helpers/entries.js';
 import { startTestNode } from './helpers/node.js';
@@ -599,4 +601,42 @@ test('shared tables: our policy meets the peer’s claim; penalties: points per 
   assert.equal(offenceOf('pow_insufficient', true), 'invalid');
   assert.equal(offenceOf('pow_insufficient', false), null, 'a peer that requires fewer bits is not lying');
   assert.equal(offenceOf('created_in_future', true), null, 'clock skew is not an offence');
+});
+
+test('a node whose sync index must be rebuilt serves puts and reads at once; sync answers busy until the index is ready', async () => {
+  const dataDir = tempDir('p2pdb-index-rebuild-');
+  const config = resolveConfig({ dataDir, port: 0, powBits: 12 });
+  const first = await startNode(config, { log: silentLogger });
+  const stored = await makeEntries(12, tableKey, alice, 'before');
+  assert.equal((await putAll(first.url, stored)).stored, 12);
+  await first.close();
+  rmSync(path.join(dataDir, SNAPSHOT_FILE)); // as after an upgrade, or a snapshot found corrupt
+
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const node = await startNode(config, { log: silentLogger, syncIndexWaitMs: 50, syncIndexHold: () => held });
+  try {
+    assert.equal(node.syncIndex.isReady, false);
+    const at = (p: string, init?: RequestInit) => fetch(`${node.url}${p}`, init);
+    assert.equal((await at('/hello/')).status, 200);
+    const during = await makeEntries(1, tableKey, alice, 'while the index loads');
+    assert.equal((await putAll(node.url, during)).stored, 1);
+    const page = (await (await at(`/get/?tables=${tableFp.toString('hex')}&after=0`)).json()) as { entries: unknown[] };
+    assert.equal(page.entries.length, 13);
+    const request = encodeRequest({ allTables: false, tables: [{ table: tableFp, items: [{ kind: 'none', prefix: '' }] }] });
+    for (const [p, init] of [['/index/', undefined], ['/sync/', { method: 'POST', body: request, headers: { 'content-type': 'application/octet-stream' } }]] as const) {
+      const r = await at(p, init);
+      assert.equal(r.status, 503, p);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'busy', p);
+    }
+
+    release();
+    await node.syncIndex.ready;
+    const index = (await (await at('/index/')).json()) as { tables: { table: string; count: number }[] };
+    assert.deepEqual(index.tables.map((t) => [t.table, t.count]), [[tableFp.toString('hex'), 13]], 'the entry put while loading is counted');
+    assert.equal((await at('/sync/', { method: 'POST', body: request, headers: { 'content-type': 'application/octet-stream' } })).status, 200);
+  } finally {
+    release();
+    await node.close();
+  }
 });

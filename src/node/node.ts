@@ -2,13 +2,14 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { isLoopback, type NodeConfig } from '../config/config.js';
 import type { EntryPolicy } from '../entry/validate.js';
 import { P2pdbError, fail } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity-file.js';
 import { createApp } from '../http/app.js';
+import { answerClientErrorsInOrder } from '../http/client-error.js';
 import type { SubscribeOptions } from '../http/routes/subscribe.js';
 import { CheckPool } from '../ingest/check-pool.js';
 import { Ingestor } from '../ingest/ingest.js';
@@ -73,6 +74,10 @@ export interface StartNodeOptions {
   subscribe?: Partial<SubscribeOptions>;
   /** Sync tuning (tests shrink pages; defaults in src/sync/session.ts, transport.ts, penalties.ts). */
   sync?: { tuning?: Partial<SessionTuning>; timeouts?: TransportTimeouts; penaltyRule?: PenaltyRule };
+  /** How long start-up waits for the sync index before serving without it (default 3 s). */
+  syncIndexWaitMs?: number;
+  /** Test seam: holds the sync index's load (after it subscribed, before it reads the store). */
+  syncIndexHold?: () => Promise<void>;
 }
 
 export function policyFromConfig(config: NodeConfig): EntryPolicy {
@@ -100,27 +105,6 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
   });
 }
 
-/**
- * Requests Node's HTTP parser rejects (truncated bodies, bad framing, huge headers) never
- * reach Koa; answer them in the same JSON error shape instead of Node's bare 400.
- */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooBig ? '413 Payload Too Large' : '400 Bad Request'; // 413: the status httpStatusOf gives payload_too_large
-  const body = JSON.stringify({
-    error: tooBig
-      ? { code: 'payload_too_large', message: 'request headers are too large' }
-      : { code: 'malformed', message: 'the request could not be parsed (truncated or badly framed)' },
-  });
-  socket.end(
-    `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
-}
-
 export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<RunningNode> {
   const log = opts.log ?? createLogger();
   // Checked again here, not only in config parsing: nothing may open a non-loopback listener.
@@ -133,8 +117,29 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   const checker = new CheckPool(policy, opts.verifyThreads);
   const ingestor = new Ingestor({ store, policy, checker, ...(opts.now ? { now: opts.now } : {}) });
   const peerStore = identity ? await openPeerStore({ filename: databaseFile(config), self: identity.address }) : undefined;
-  // Fingerprints follow store.onStored from here on, so /sync/ never scans a table.
-  const syncIndex = await SyncIndex.open({ store, dataDir: config.dataDir, log });
+  // Fingerprints follow store.onStored from here on, so /sync/ never scans a table. Loading
+  // from the snapshot takes under a second even at 10 M entries; a full rebuild (no snapshot,
+  // or a bad one) reads every row, about a minute per 10 M, so the node does not wait past a
+  // moment: it serves puts and reads, and /sync/ answers busy until the index is ready.
+  const syncIndex = SyncIndex.begin({ store, dataDir: config.dataDir, log, ...(opts.syncIndexHold ? { beforeCatchUp: opts.syncIndexHold } : {}) });
+  const settled = await Promise.race([
+    syncIndex.ready.then(() => true),
+    delay(opts.syncIndexWaitMs ?? 3_000, undefined, { ref: false }).then(() => false),
+  ]).catch(async (err: unknown) => {
+    await ingestor.close();
+    await syncIndex.close();
+    await peerStore?.close();
+    await store.close();
+    throw err;
+  });
+  if (!settled) {
+    log.info('sync index still loading: serving puts and reads, sync answers busy until it is ready');
+    syncIndex.ready.catch((err: unknown) => log.error('sync index failed to load: this node will not sync until restarted', { error: String(err) }));
+  }
+  const whenIndexed = <T>(fn: () => T): T => {
+    if (!syncIndex.isReady) fail('busy', 'this node is still building its sync index; retry later');
+    return fn();
+  };
   const scope: SyncScope = {
     mirrors: (table) => policy.allowedTables === '*' || policy.allowedTables.has(table.toString('hex')),
   };
@@ -153,7 +158,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     ...(identity ? { identity } : {}),
     ...(peerStore ? { peerStore } : {}),
     sync: {
-      server: { answer: (request) => answerSync(syncIndex.view, request, scope), tables: () => syncIndex.tables() },
+      server: { answer: (request) => whenIndexed(() => answerSync(syncIndex.view, request, scope)), tables: () => whenIndexed(() => syncIndex.tables()) },
       ranges,
       mirrors: scope.mirrors,
       protocol: HELLO_PROTOCOL,
@@ -167,7 +172,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   };
 
   const server = createServer(app.callback());
-  server.on('clientError', answerClientError);
+  answerClientErrorsInOrder(server);
   // Slow or stalled clients must not pin sockets forever (a hidden service gets many).
   server.headersTimeout = 20_000;
   server.requestTimeout = 120_000;
@@ -212,7 +217,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       allowedTables: config.allowedTables,
       powBits: config.powBits,
       heldTables: () => syncIndex.tables().filter((t) => t.count > 0).map((t) => t.table),
-      reconciler: (o) => new Reconciliation(syncIndex.view, { ...o, scope }),
+      reconciler: (o) => whenIndexed(() => new Reconciliation(syncIndex.view, { ...o, scope })),
       origins,
       log,
       ...(opts.now ? { clock: opts.now } : {}),
@@ -239,11 +244,18 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
           ...(opts.now ? { clock: opts.now } : {}),
         })
       : undefined;
+  let closing: Promise<void> | undefined;
   if (syncService) {
-    syncScheduler = startSyncScheduler({ service: syncService, intervalMs: config.syncIntervalMs, log, ...(opts.now ? { clock: opts.now } : {}) });
+    // Sessions need the index: the scheduler starts once it is ready (at once, usually).
+    const service = syncService;
+    const startScheduler = () => {
+      if (closing) return;
+      syncScheduler = startSyncScheduler({ service, intervalMs: config.syncIntervalMs, log, ...(opts.now ? { clock: opts.now } : {}) });
+    };
+    if (syncIndex.isReady) startScheduler();
+    else syncIndex.ready.then(startScheduler, () => undefined);
   }
 
-  let closing: Promise<void> | undefined;
   return {
     url,
     host: address.address,

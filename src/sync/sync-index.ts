@@ -80,14 +80,32 @@ export class SyncIndex {
 
   /** Loads the snapshot and catches up with the store; resolves once the index is current. */
   static async open(opts: SyncIndexOptions): Promise<SyncIndex> {
+    const index = SyncIndex.begin(opts);
+    await index.ready;
+    return index;
+  }
+
+  /**
+   * Starts loading in the background: `ready` settles when the index is current. Until then
+   * `isReady` is false and the index must not answer sync (its trees are incomplete); a full
+   * rebuild reads every row (about a minute per 10 M entries), and a node serves puts and
+   * reads meanwhile. Entries stored meanwhile are buffered and applied, as in open().
+   */
+  static begin(opts: SyncIndexOptions): SyncIndex {
     const index = new SyncIndex(opts);
-    try {
-      await index.start();
-    } catch (err) {
+    index.ready = index.start().catch((err: unknown) => {
       index.unsubscribe();
       throw err;
-    }
+    });
+    index.ready.catch(() => undefined); // the caller decides what a failure means; never unhandled
     return index;
+  }
+
+  /** Settles once the index is current (rejects if loading failed or close() came first). */
+  ready: Promise<void> = Promise.resolve();
+
+  get isReady(): boolean {
+    return this.live;
   }
 
   tables(): { table: Buffer; count: number; fingerprint: Buffer }[] {
@@ -113,6 +131,7 @@ export class SyncIndex {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.unsubscribe();
+      await this.ready.catch(() => undefined); // a scan in progress stops at its next page
       await this.writing;
       if (this.live) await this.snapshot();
     })();
@@ -161,6 +180,7 @@ export class SyncIndex {
 
   private async catchUp(upTo?: number): Promise<void> {
     for (;;) {
+      if (this.closed) throw new Error('sync index: closed while loading');
       const rows = await this.ranges.pageBySeq(this.appliedSeq, PAGE, upTo);
       for (const r of rows) this.forest.add(r.table, r.id);
       if (rows.length > 0) this.appliedSeq = rows[rows.length - 1]!.seq;
