@@ -35,6 +35,7 @@ import { silentLogger } from '../src/util/log.js';
 import { makeEntry, testKey, type MadeEntry, type TestKey } from './helpers/entries.js';
 import { startTestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
+import { prng } from './helpers/prng.js';
 
 const SEED = process.env.P2PDB_FUZZ_SEED !== undefined ? Number(process.env.P2PDB_FUZZ_SEED) >>> 0 : (Date.now() ^ (process.pid << 8)) >>> 0;
 const SCALE = Number(process.env.P2PDB_FUZZ_SCALE ?? '1');
@@ -46,17 +47,6 @@ const ANSWER_GUARD_MS = 20_000;
 
 // ---------- deterministic randomness ----------
 
-/** mulberry32: small, fast, good enough to pick mutations. */
-function rngFrom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function caseSeed(target: string, i: number): number {
   return createHash('sha256').update(`${SEED}/${target}/${i}`).digest().readUInt32BE(0);
@@ -950,7 +940,7 @@ async function runTarget(target: string, count: number, port: number, make: (r: 
   const n = Math.max(1, Math.round(count * SCALE));
   const started = Date.now();
   for (let i = 0; i < n; i++) {
-    const c = make(new Rand(rngFrom(caseSeed(target, i))));
+    const c = make(new Rand(prng(caseSeed(target, i))));
     stats.findings.push(...(await runCase(target, i, port, c, stats)));
   }
   totals.requests += stats.requests;

@@ -14,18 +14,8 @@ import { MemoryIds } from '../src/sync/memory-ids.js';
 import { idHasPrefix, prefixRange } from '../src/sync/prefix.js';
 import { answerSync, Reconciliation, type ReconcileTuning, type SyncScope } from '../src/sync/reconcile.js';
 import { sumOfIds } from '../src/sync/sum256.js';
+import { prng } from './helpers/prng.js';
 
-/** mulberry32: a small seeded PRNG, so every failure replays. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** n pseudo-random 32-byte ids (slices of one buffer). */
 function randomIds(rand: () => number, n: number): Buffer[] {
