@@ -17,6 +17,11 @@ for arg in "$@"; do
 done
 say() { [ "$quiet" = 1 ] || echo "bootstrap: $*" >&2; }
 die() { echo "bootstrap: $*" >&2; exit 1; }
+# Installs a Debian package; on failure refreshes the package lists once and tries again.
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >&2 \
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >&2; }
+}
 
 # Node 20.17 or newer (sqlite3 6 and crypto.hash need it).
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=17)?0:1)' \
@@ -57,8 +62,7 @@ if ! command -v tor >/dev/null 2>&1; then
     say "tor is not installed (P2PDB_SKIP_TOR_INSTALL=1: not installing it)"
   elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing tor (apt-get)"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q tor >&2 \
-        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tor >&2; }; }; then
+    if ! apt_install tor; then
       say "could not install tor; nodes can still run with Tor off"
     fi
     # Debian starts a system tor service on install; p2pdb runs its own tor processes.
@@ -75,8 +79,7 @@ if [ "$for_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
     say "chromium is not installed (P2PDB_SKIP_BROWSER_INSTALL=1: not installing it; the browser tests will say so)"
   elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing chromium (apt-get), for the browser-app tests"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
-        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }; }; then
+    if ! apt_install chromium; then
       say "could not install chromium; the browser-app tests cannot run"
     fi
   else

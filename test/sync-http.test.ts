@@ -29,10 +29,10 @@ import { offenceOf, penaltyPoints } from '../src/sync/penalties.js';
 import { claims, sharedTables } from '../src/sync/shared-tables.js';
 import { startFreshPush, type FreshPush } from '../src/sync/push.js';
 import { startSyncScheduler, type SyncScheduler } from '../src/sync/scheduler.js';
-import { SyncService, type SyncOutcome } from '../src/sync/service.js';
+import { SyncService, type SyncOutcome, type SyncServiceDeps } from '../src/sync/service.js';
 import { waitFor } from '../src/tor/wait.js';
 import { silentLogger } from '../src/util/log.js';
-import { CLI_MAIN, runScript } from './helpers/cli.js';
+import { CLI_MAIN, closedPort, runScript } from './helpers/cli.js';
 import { runSyncSession, type SessionDeps, type SyncReport } from '../src/sync/session.js';
 import { SNAPSHOT_FILE, SyncIndex } from '../src/sync/sync-index.js';
 import { encodeRequest } from '../src/sync/codec.js';
@@ -252,6 +252,29 @@ async function localSide(powBits = 12): Promise<LocalSide> {
   };
 }
 
+/** A peer this side has verified (an operator's peer that said hello), mirroring `tables`. */
+async function verifiedPeer(local: LocalSide, tables: '*' | string[] = '*', onion = newIdentity().address): Promise<string> {
+  const now = Date.now();
+  await local.peers.add(onion, 'manual', now);
+  await local.peers.recordInboundHello({ protocol: 'p2pdb/1', onion, to: newIdentity().address, tables, pow_bits: 12, timestamp: now, software: 'x' }, now);
+  return onion;
+}
+
+/** This side's sync service, with every peer reached at `url` over loopback HTTP. */
+function serviceFor(local: LocalSide, url: string, extra: Partial<SyncServiceDeps> = {}): SyncService {
+  return new SyncService({
+    peerStore: local.peers,
+    transportFor: () => httpSyncTransport(loopbackRequester(url)),
+    ingest: (raw, o) => local.ingestor.ingestBody(raw, o),
+    ranges: new RangeQueries(local.store.readKnex),
+    allowedTables: '*',
+    powBits: 12,
+    heldTables: () => local.index.tables().map((t) => t.table),
+    reconciler: (o) => new Reconciliation(local.index.view, { ...o, scope: { mirrors: () => true } }),
+    ...extra,
+  });
+}
+
 function session(local: LocalSide, extra: Partial<SessionDeps> = {}): Promise<SyncReport> {
   const scope = { mirrors: () => true };
   return runSyncSession({
@@ -355,21 +378,8 @@ test('a peer answering malformed sync messages is penalised, then banned and no 
   await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', () => resolve()));
   const garbageUrl = `http://127.0.0.1:${(garbage.address() as AddressInfo).port}`;
   try {
-    const onion = newIdentity().address;
-    const now = Date.now();
-    await local.peers.add(onion, 'manual', now);
-    await local.peers.recordInboundHello({ protocol: 'p2pdb/1', onion, to: newIdentity().address, tables: '*', pow_bits: 12, timestamp: now, software: 'x' }, now);
-    const service = new SyncService({
-      peerStore: local.peers,
-      transportFor: () => httpSyncTransport(loopbackRequester(garbageUrl)),
-      ingest: (raw, o) => local.ingestor.ingestBody(raw, o),
-      ranges: new RangeQueries(local.store.readKnex),
-      allowedTables: '*',
-      powBits: 12,
-      heldTables: () => local.index.tables().map((t) => t.table),
-      reconciler: (o) => new Reconciliation(local.index.view, { ...o, scope: { mirrors: () => true } }),
-      penaltyRule: { threshold: 100, banMs: 60_000 },
-    });
+    const onion = await verifiedPeer(local);
+    const service = serviceFor(local, garbageUrl, { penaltyRule: { threshold: 100, banMs: 60_000 } });
     const outcomes: SyncOutcome[] = [];
     service.onOutcome((o) => outcomes.push(o));
     assert.deepEqual((await service.candidates()).map((p) => p.onion), [onion]);
@@ -426,16 +436,10 @@ test('fresh entries are pushed to peers whose tables they are in, never back to 
   const target = await startTestNode();
   let started: FreshPush | undefined;
   try {
-    const now = Date.now();
     const mirrorsAll = newIdentity().address;
     const mirrorsOther = newIdentity().address;
-    for (const [onion, tables] of [
-      [mirrorsAll, '*'],
-      [mirrorsOther, [otherFp.toString('hex')]],
-    ] as const) {
-      await local.peers.add(onion, 'manual', now);
-      await local.peers.recordInboundHello({ protocol: 'p2pdb/1', onion, to: newIdentity().address, tables: tables as '*' | string[], pow_bits: 12, timestamp: now, software: 'x' }, now);
-    }
+    await verifiedPeer(local, '*', mirrorsAll);
+    await verifiedPeer(local, [otherFp.toString('hex')], mirrorsOther);
     const puts = new Map<string, number>();
     const origins = new OriginLog();
     started = startFreshPush({
@@ -475,26 +479,11 @@ test('the request gate serves a few sync requests at once, queues a few more, re
 
 test('the scheduler syncs a new peer at once and backs off exponentially while it fails', async () => {
   const local = await localSide();
-  const closed = createServer();
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
-  const deadUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-  await new Promise<void>((resolve) => closed.close(() => resolve())); // nothing listens there now
+  const deadUrl = `http://127.0.0.1:${await closedPort()}`; // nothing listens there
   let scheduler: SyncScheduler | undefined;
   try {
-    const onion = newIdentity().address;
-    const now = Date.now();
-    await local.peers.add(onion, 'manual', now);
-    await local.peers.recordInboundHello({ protocol: 'p2pdb/1', onion, to: newIdentity().address, tables: '*', pow_bits: 12, timestamp: now, software: 'x' }, now);
-    const service = new SyncService({
-      peerStore: local.peers,
-      transportFor: () => httpSyncTransport(loopbackRequester(deadUrl)),
-      ingest: (raw, o) => local.ingestor.ingestBody(raw, o),
-      ranges: new RangeQueries(local.store.readKnex),
-      allowedTables: '*',
-      powBits: 12,
-      heldTables: () => [],
-      reconciler: (o) => new Reconciliation(local.index.view, { ...o, scope: { mirrors: () => true } }),
-    });
+    const onion = await verifiedPeer(local);
+    const service = serviceFor(local, deadUrl, { heldTables: () => [] });
     const attempts: number[] = [];
     service.onOutcome((o) => {
       assert.equal(o.ok, false);
@@ -518,16 +507,7 @@ test('the scheduler syncs a new peer at once and backs off exponentially while i
 
 test('the local control listener wants its bearer token and streams a sync as NDJSON lines', async () => {
   const local = await localSide();
-  const service = new SyncService({
-    peerStore: local.peers,
-    transportFor: () => httpSyncTransport(loopbackRequester(remote.url)),
-    ingest: (raw, o) => local.ingestor.ingestBody(raw, o),
-    ranges: new RangeQueries(local.store.readKnex),
-    allowedTables: '*',
-    powBits: 12,
-    heldTables: () => local.index.tables().map((t) => t.table),
-    reconciler: (o) => new Reconciliation(local.index.view, { ...o, scope: { mirrors: () => true } }),
-  });
+  const service = serviceFor(local, remote.url);
   const control = await startControlListener(service, silentLogger);
   try {
     assert.match(control.url, /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -549,9 +529,7 @@ test('the local control listener wants its bearer token and streams a sync as ND
     );
 
     // A verified peer (the loopback remote stands for it): progress lines, then the report.
-    const now = Date.now();
-    await local.peers.add(onion, 'manual', now);
-    await local.peers.recordInboundHello({ protocol: 'p2pdb/1', onion, to: newIdentity().address, tables: '*', pow_bits: 12, timestamp: now, software: 'x' }, now);
+    await verifiedPeer(local, '*', onion);
     const lines = (await (await post(JSON.stringify({ peer: onion }), control.token)).text())
       .trim()
       .split('\n')

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from '../client/keyring.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { DEFAULT_CONFIG, loadConfig, type NodeConfig } from '../config/config.js';
 import { flag, expectPositionals, openKeyring, parse, println, nodeDataDir, str, type Command } from './context.js';
 

@@ -10,11 +10,12 @@
  * The passphrase is asked for only when a secret is touched, and at most once per Keyring.
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes, scrypt as scryptCb, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { exportPrivatePem, generateRsaKeyPair, parsePrivateKey, parsePublicKey, type PublicKeyInfo } from '../crypto/keys.js';
 import { fail } from '../errors.js';
 import { toHex } from '../util/bytes.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { withFileLock } from '../util/file-lock.js';
 
 export const KEYRING_FILE = 'keyring.json';
@@ -154,36 +155,6 @@ const privateAad = (name: string, fingerprint: string) =>
 function isSealed(v: unknown): v is Sealed {
   const s = v as Sealed;
   return typeof s === 'object' && s !== null && typeof s.iv === 'string' && typeof s.ciphertext === 'string' && typeof s.tag === 'string';
-}
-
-/** Writes a file so readers see the old or the new content, never a mix: temp file, fsync, rename. */
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.chmod(mode); // the umask may have narrowed it, never widened; set exactly
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync(); // makes the rename itself durable
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    /* some file systems cannot fsync a directory; the rename is still atomic */
-  }
 }
 
 /** Creates the home directory 0700, and tightens it if it exists but others can read it. */

@@ -122,24 +122,23 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   // or a bad one) reads every row, about a minute per 10 M, so the node does not wait past a
   // moment: it serves puts and reads, and /sync/ answers busy until the index is ready.
   const syncIndex = SyncIndex.begin({ store, dataDir: config.dataDir, log, ...(opts.syncIndexHold ? { beforeCatchUp: opts.syncIndexHold } : {}) });
-  const settled = await Promise.race([
-    syncIndex.ready.then(() => true),
-    delay(opts.syncIndexWaitMs ?? 3_000, undefined, { ref: false }).then(() => false),
-  ]).catch(async (err: unknown) => {
+  const closeStores = async () => {
     await ingestor.close();
     await syncIndex.close();
     await peerStore?.close();
     await store.close();
+  };
+  const settled = await Promise.race([
+    syncIndex.ready.then(() => true),
+    delay(opts.syncIndexWaitMs ?? 3_000, undefined, { ref: false }).then(() => false),
+  ]).catch(async (err: unknown) => {
+    await closeStores();
     throw err;
   });
   if (!settled) {
     log.info('sync index still loading: serving puts and reads, sync answers busy until it is ready');
     syncIndex.ready.catch((err: unknown) => log.error('sync index failed to load: this node will not sync until restarted', { error: String(err) }));
   }
-  const whenIndexed = <T>(fn: () => T): T => {
-    if (!syncIndex.isReady) fail('busy', 'this node is still building its sync index; retry later');
-    return fn();
-  };
   const scope: SyncScope = {
     mirrors: (table) => policy.allowedTables === '*' || policy.allowedTables.has(table.toString('hex')),
   };
@@ -158,19 +157,12 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     ...(identity ? { identity } : {}),
     ...(peerStore ? { peerStore } : {}),
     sync: {
-      server: { answer: (request) => whenIndexed(() => answerSync(syncIndex.view, request, scope)), tables: () => whenIndexed(() => syncIndex.tables()) },
+      server: { answer: (request) => answerSync(syncIndex.view, request, scope), tables: () => syncIndex.tables() },
       ranges,
       mirrors: scope.mirrors,
       protocol: HELLO_PROTOCOL,
     },
   });
-  const closeStores = async () => {
-    await ingestor.close();
-    await syncIndex.close();
-    await peerStore?.close();
-    await store.close();
-  };
-
   const server = createServer(app.callback());
   answerClientErrorsInOrder(server);
   // Slow or stalled clients must not pin sockets forever (a hidden service gets many).
@@ -217,7 +209,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       allowedTables: config.allowedTables,
       powBits: config.powBits,
       heldTables: () => syncIndex.tables().filter((t) => t.count > 0).map((t) => t.table),
-      reconciler: (o) => whenIndexed(() => new Reconciliation(syncIndex.view, { ...o, scope })),
+      reconciler: (o) => new Reconciliation(syncIndex.view, { ...o, scope }),
       origins,
       log,
       ...(opts.now ? { clock: opts.now } : {}),

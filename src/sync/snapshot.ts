@@ -8,7 +8,8 @@
  * Written atomically (temp file, fsync, rename); anything unexpected on load means "no snapshot".
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { PrefixForest } from './prefix-tree.js';
 import { idWords, SUM_WORDS } from './sum256.js';
 
@@ -85,19 +86,6 @@ export async function readSnapshot(file: string): Promise<Buffer | null> {
 }
 
 /** Writes atomically: a crash leaves either the old snapshot or the new one, never half of one. */
-export async function writeSnapshot(file: string, bytes: Buffer): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+export function writeSnapshot(file: string, bytes: Buffer): Promise<void> {
+  return writeFileAtomic(file, bytes);
 }

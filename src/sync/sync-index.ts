@@ -13,6 +13,7 @@
  * buffered notices past what the scan covered: nothing is lost or counted twice.
  */
 import path from 'node:path';
+import { fail } from '../errors.js';
 import { IdRanges } from '../store/id-ranges.js';
 import type { SqliteEntryStore } from '../store/sqlite-store.js';
 import type { StoredNotice } from '../store/types.js';
@@ -73,8 +74,9 @@ export class SyncIndex {
     this.snapshotEvery = opts.snapshotEvery ?? 1_000_000;
     this.ranges = new IdRanges(opts.store.readKnex);
     const source = new SqliteIds(this.ranges);
-    // The view reads whatever forest is current (a rebuild replaces it).
-    this.view = new TreeView(() => this.forest, source);
+    // The view reads whatever forest is current (a rebuild replaces it), and only once it is:
+    // an index still loading would describe a partial set, so it answers busy instead.
+    this.view = new TreeView(() => this.readyForest(), source);
     this.unsubscribe = opts.store.onStored((stored) => this.onStored(stored));
   }
 
@@ -89,7 +91,7 @@ export class SyncIndex {
    * Starts loading in the background: `ready` settles when the index is current. Until then
    * `isReady` is false and the index must not answer sync (its trees are incomplete); a full
    * rebuild reads every row (about a minute per 10 M entries), and a node serves puts and
-   * reads meanwhile. Entries stored meanwhile are buffered and applied, as in open().
+   * reads meanwhile (`view`, `tables()` and `root()` answer busy until then). Entries stored meanwhile are buffered and applied, as in open().
    */
   static begin(opts: SyncIndexOptions): SyncIndex {
     const index = new SyncIndex(opts);
@@ -109,17 +111,22 @@ export class SyncIndex {
   }
 
   tables(): { table: Buffer; count: number; fingerprint: Buffer }[] {
-    return this.forest
+    return this.readyForest()
       .entries()
       .filter((t) => t.tree.total > 0)
       .map(({ table }) => ({ table, ...this.root(table) }));
   }
 
   root(table: Buffer): { count: number; fingerprint: Buffer } {
-    const tree = this.forest.tree(table);
+    const tree = this.readyForest().tree(table);
     if (!tree || tree.total === 0) return { count: 0, fingerprint: EMPTY_FINGERPRINT };
     const s = tree.sumAt(0)!;
     return { count: tree.total, fingerprint: fingerprintOfWords(s.sums, s.off, tree.total) };
+  }
+
+  private readyForest(): PrefixForest {
+    if (!this.live) fail('busy', 'this node is still building its sync index; retry later');
+    return this.forest;
   }
 
   /** Highest store seq the index includes. */
