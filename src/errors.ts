@@ -50,6 +50,7 @@ export type ErrorCode =
   | 'mint_cancelled'
   | 'keystore_locked'
   | 'sync_malformed'
+  | 'store_unavailable'
   | 'internal';
 
 /** HTTP status for each code that can reach a client over the wire. */
@@ -100,6 +101,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   mint_cancelled: 400,
   keystore_locked: 400,
   sync_malformed: 400,
+  store_unavailable: 503,
   internal: 500,
 };
 

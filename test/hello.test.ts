@@ -30,10 +30,12 @@ import {
 import { HelloThrottle } from '../src/peers/hello-throttle.js';
 import { PeerClient } from '../src/peers/peer-client.js';
 import { carriesTables, parseTablesQuery, readPeerClaims, selectPeers, type PeerSummary } from '../src/peers/peer-list.js';
-import { openPeerStore, type PeerStore } from '../src/peers/peer-store.js';
+import type { PeerTable, PeerTableOptions } from '../src/store/peer-table.js';
 import { startPeering } from '../src/peers/peering.js';
 import { baseDelayMs, DEFAULT_SCHEDULE, nextAttemptAt, withJitter } from '../src/peers/schedule.js';
-import { openStore, type SqliteEntryStore } from '../src/store/sqlite-store.js';
+import { openStore } from '../src/store/open.js';
+import type { Store } from '../src/store/types.js';
+import { freshDatabase, onBackend, openPeerTable } from './helpers/backend.js';
 import { freePort } from '../src/tor/ports.js';
 import { waitFor } from '../src/tor/wait.js';
 import { peerAgent } from '../src/tor/socks.js';
@@ -59,19 +61,18 @@ function info(tables: HelloInfo['tables'] = '*', powBits = 12): HelloInfo {
 interface HelloNode {
   url: string;
   identity: OnionIdentity | null;
-  peers: PeerStore;
-  store: SqliteEntryStore;
+  peers: PeerTable;
+  store: Store;
   now: number;
   close(): Promise<void>;
 }
 
 async function startHelloNode(
-  opts: { identity?: OnionIdentity | null; limits?: Parameters<typeof openPeerStore>[0]['limits']; throttle?: HelloThrottle } = {},
+  opts: { identity?: OnionIdentity | null; limits?: PeerTableOptions['limits']; throttle?: HelloThrottle } = {},
 ): Promise<HelloNode> {
   const identity = opts.identity === undefined ? newIdentity() : opts.identity;
-  const filename = path.join(tempDir('p2pdb-hello-'), 'p2pdb.sqlite');
-  const store = await openStore({ filename, durability: 'normal' });
-  const peers = await openPeerStore({ filename, ...(identity ? { self: identity.address } : {}), ...(opts.limits ? { limits: opts.limits } : {}) });
+  const store = await openStore({ database: await freshDatabase(tempDir('p2pdb-hello-')), durability: 'normal' });
+  const peers = store.peers({ ...(identity ? { self: identity.address } : {}), ...(opts.limits ? { limits: opts.limits } : {}) });
   const app = new Koa();
   app.silent = true;
   app.use(errorMiddleware(silentLogger));
@@ -88,7 +89,6 @@ async function startHelloNode(
       server.close(() => resolve());
       server.closeAllConnections();
     });
-    await peers.close();
     await store.close();
   };
   return node;
@@ -156,7 +156,7 @@ describe('hello vectors in docs/PROTOCOL.md', () => {
 
 // --- POST /hello/ ---
 
-describe('POST /hello/', () => {
+describe(onBackend('POST /hello/'), () => {
   let callee: HelloNode;
   const alice = newIdentity();
 
@@ -286,7 +286,7 @@ describe('POST /hello/', () => {
 
 // --- GET /hello/?tables= ---
 
-describe('POST /hello/ write limits', () => {
+describe(onBackend('POST /hello/ write limits'), () => {
   it('new onions past the budget get 429 rate_limited and are not stored; the budget refills with time', async () => {
     const callee = await startHelloNode({ throttle: new HelloThrottle({ newPeersPerMinute: 6, newPeerBurst: 3 }) });
     try {
@@ -349,7 +349,7 @@ describe('POST /hello/ write limits', () => {
   });
 });
 
-describe('GET /hello/ peers and ?tables=', () => {
+describe(onBackend('GET /hello/ peers and ?tables='), () => {
   let node: HelloNode;
   const all = newIdentity();
   const one = newIdentity();
@@ -396,15 +396,14 @@ describe('GET /hello/ peers and ?tables=', () => {
 
 // --- the peer table: bound, ageing, trust ---
 
-describe('peer table', () => {
-  let store: PeerStore;
+describe(onBackend('peer table'), () => {
+  let store: Awaited<ReturnType<typeof openPeerTable>>;
   const self = newIdentity();
   let t = 1_767_225_600_000;
 
   before(async () => {
-    const filename = path.join(tempDir('p2pdb-peers-'), 'p2pdb.sqlite');
-    // Opened alone: the peer table migrates a fresh file itself (as the CLI does).
-    store = await openPeerStore({ filename, self: self.address, limits: { maxPeers: 5, staleAfterMs: 1000, failingAfter: 2 } });
+    // Opened alone: the store migrates a fresh database itself (as the CLI does).
+    store = await openPeerTable(await freshDatabase(tempDir('p2pdb-peers-')), { self: self.address, limits: { maxPeers: 5, staleAfterMs: 1000, failingAfter: 2 } });
   });
   after(() => store.close());
 
@@ -575,9 +574,8 @@ describe('peer client and peering with a closed SOCKS port', () => {
   });
 
   it('the loop records failures and backs off; sayHelloNow fails the same way', async () => {
-    const filename = path.join(tempDir('p2pdb-peering-'), 'p2pdb.sqlite');
     const me = newIdentity();
-    const store = await openPeerStore({ filename, self: me.address });
+    const store = await openPeerTable(await freshDatabase(tempDir('p2pdb-peering-')), { self: me.address });
     const agent = peerAgent(await freePort());
     const target = newIdentity().address;
     let now = 1_767_225_600_000;
@@ -660,7 +658,7 @@ describe('p2pdb peers', () => {
 
     // The node verifies b meanwhile (same file, its own connection).
     const self = newIdentity();
-    const store = await openPeerStore({ filename: path.join(data, 'p2pdb.sqlite'), self: self.address });
+    const store = await openPeerTable({ kind: 'sqlite', filename: path.join(data, 'p2pdb.sqlite') }, { self: self.address });
     await store.recordInboundHello(helloFrom(b, self.address, 1_767_225_600_000, { tables: [T1, T2] }), 1_767_225_600_000);
     await store.close();
 

@@ -28,8 +28,10 @@ import { helloRoutes, type HelloInfo } from '../src/http/routes/hello.js';
 import { newIdentity, signAsOnion, type OnionIdentity } from '../src/identity/onion-key.js';
 import { policyFromConfig, type RunningNode } from '../src/node/node.js';
 import { helloSigningText, makeSignedHello, type HelloMessage } from '../src/peers/hello.js';
-import { openPeerStore, type PeerStore } from '../src/peers/peer-store.js';
-import { openStore, type SqliteEntryStore } from '../src/store/sqlite-store.js';
+import type { PeerTable } from '../src/store/peer-table.js';
+import { openStore } from '../src/store/open.js';
+import type { Store } from '../src/store/types.js';
+import { freshDatabase } from './helpers/backend.js';
 import { decodeReply, encodeRequest, type Item, type SyncRequest } from '../src/sync/codec.js';
 import { silentLogger } from '../src/util/log.js';
 import { makeEntry, testKey, type MadeEntry, type TestKey } from './helpers/entries.js';
@@ -388,8 +390,8 @@ interface World {
 interface HelloNode {
   port: number;
   identity: OnionIdentity;
-  peers: PeerStore;
-  store: SqliteEntryStore;
+  peers: PeerTable;
+  store: Store;
   close(): Promise<void>;
 }
 
@@ -988,9 +990,8 @@ async function runCase(target: string, index: number, port: number, c: Case, sta
 
 async function startHelloNode(): Promise<HelloNode> {
   const identity = newIdentity();
-  const filename = path.join(tempDir('p2pdb-fuzz-hello-'), 'p2pdb.sqlite');
-  const store = await openStore({ filename, durability: 'normal' });
-  const peers = await openPeerStore({ filename, self: identity.address });
+  const store = await openStore({ database: await freshDatabase(tempDir('p2pdb-fuzz-hello-')), durability: 'normal' });
+  const peers = store.peers({ self: identity.address });
   const app = new Koa();
   app.silent = true;
   app.use(errorMiddleware(silentLogger));
@@ -1010,7 +1011,6 @@ async function startHelloNode(): Promise<HelloNode> {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      await peers.close();
       await store.close();
     },
   };

@@ -15,10 +15,12 @@ import { helloRoutes, type HelloInfo } from '../src/http/routes/hello.js';
 import { newIdentity, torKeyBlob, type OnionIdentity } from '../src/identity/onion-key.js';
 import { PeerClient, PeerRefusedError } from '../src/peers/peer-client.js';
 import type { PeerSummary } from '../src/peers/peer-list.js';
-import { openPeerStore, type PeerStore } from '../src/peers/peer-store.js';
+import type { PeerTable } from '../src/store/peer-table.js';
 import { startPeering, type Peering, type PeeringOptions } from '../src/peers/peering.js';
 import { P2pdbError } from '../src/errors.js';
-import { openStore, type SqliteEntryStore } from '../src/store/sqlite-store.js';
+import { openStore } from '../src/store/open.js';
+import type { Store } from '../src/store/types.js';
+import { openPeerTable } from './helpers/backend.js';
 import { TorControl } from '../src/tor/control.js';
 import { freePort } from '../src/tor/ports.js';
 import { peerAgent } from '../src/tor/socks.js';
@@ -39,8 +41,8 @@ interface TestNode {
   tor: ClientTor;
   control: TorControl;
   server: http.Server;
-  store: SqliteEntryStore;
-  peers: PeerStore;
+  store: Store;
+  peers: PeerTable;
   agent: http.Agent;
   info: HelloInfo;
   /** HTTP requests that reached this node's server. */
@@ -68,8 +70,8 @@ function info(tables: HelloInfo['tables']): HelloInfo {
 async function startNode(name: string, tor: ClientTor, tables: HelloInfo['tables']): Promise<TestNode> {
   const identity = newIdentity();
   const filename = path.join(tempDir(`p2pdb-peer-${name}-`), 'p2pdb.sqlite');
-  const store = await openStore({ filename, durability: 'normal' });
-  const peers = await openPeerStore({ filename, self: identity.address });
+  const store = await openStore({ database: { kind: 'sqlite', filename }, durability: 'normal' });
+  const peers = store.peers({ self: identity.address });
   const node = { name, identity, tor, store, peers, info: info(tables), requests: 0 } as TestNode;
   const app = new Koa();
   app.silent = true;
@@ -154,7 +156,6 @@ after(async () => {
       n.server.close(() => resolve());
       n.server.closeAllConnections();
     });
-    await n.peers.close();
     await n.store.close();
   }
 });
@@ -256,7 +257,7 @@ test('with a closed SOCKS port, peering requests fail and nothing reaches the pe
   const requestsBefore = B.requests;
   const x = newIdentity();
   const filename = path.join(tempDir('p2pdb-peer-X-'), 'p2pdb.sqlite');
-  const xPeers = await openPeerStore({ filename, self: x.address });
+  const xPeers = await openPeerTable({ kind: 'sqlite', filename }, { self: x.address });
   const closed = await freePort();
   const agent = peerAgent(closed);
   const peering = await startPeering({

@@ -1,6 +1,7 @@
 /**
- * The SQLite entry store against real database files in temp dirs (and a real child process
- * for the crash test).
+ * The entry store against real databases: SQLite files in temp dirs, or databases on a real
+ * PostgreSQL server (P2PDB_TEST_BACKEND, helpers/backend.ts), and a real child process for
+ * the crash test.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,8 +13,11 @@ import { fileURLToPath } from 'node:url';
 import sqlite3 from 'sqlite3';
 import type { ValidEntry } from '../src/entry/validate.js';
 import { isP2pdbError } from '../src/errors.js';
-import { openStore, type SqliteEntryStore, type StoreOptions } from '../src/store/sqlite-store.js';
-import type { EntryFilter, StoredEntry } from '../src/store/types.js';
+import type { DatabaseLocator } from '../src/store/database-locator.js';
+import { openStore, type OpenStoreOptions } from '../src/store/open.js';
+import { openSqliteStore } from '../src/store/sqlite/open.js';
+import type { EntryFilter, Store, StoredEntry } from '../src/store/types.js';
+import { freshDatabase, onBackend, sqliteOnly, TEST_BACKEND } from './helpers/backend.js';
 import { fakeEntry, fakeRecipient, fakeTable, tempDir, type FakeTable } from './helpers/store-fixtures.js';
 
 let root: { dir: string; remove: () => Promise<void> };
@@ -29,11 +33,16 @@ function dbFile(): string {
   return path.join(root.dir, `db-${++n}`, 'p2pdb.sqlite');
 }
 
-async function withStore<T>(opts: Partial<StoreOptions>, fn: (store: SqliteEntryStore, filename: string) => Promise<T>): Promise<T> {
-  const filename = opts.filename ?? dbFile();
-  const store = await openStore({ ...opts, filename });
+/** A fresh database of the backend under test. */
+function dbLocator(): Promise<DatabaseLocator> {
+  return freshDatabase(path.join(root.dir, `db-${++n}`));
+}
+
+async function withStore<T>(opts: Partial<OpenStoreOptions>, fn: (store: Store, database: DatabaseLocator) => Promise<T>): Promise<T> {
+  const database = opts.database ?? (await dbLocator());
+  const store = await openStore({ ...opts, database });
   try {
-    return await fn(store, filename);
+    return await fn(store, database);
   } finally {
     await store.close();
   }
@@ -46,12 +55,12 @@ function manualClock(start: number) {
 }
 
 /** Every entry, in seq order, through the cursor. */
-async function everything(store: SqliteEntryStore): Promise<StoredEntry[]> {
+async function everything(store: Store): Promise<StoredEntry[]> {
   return collect(store, { limit: 1000 });
 }
 
 /** Follows nextAfterSeq to the end; checks each page's shape on the way. */
-async function collect(store: SqliteEntryStore, filter: EntryFilter): Promise<StoredEntry[]> {
+async function collect(store: Store, filter: EntryFilter): Promise<StoredEntry[]> {
   const out: StoredEntry[] = [];
   let afterSeq = filter.afterSeq;
   for (let pages = 0; pages < 10_000; pages++) {
@@ -70,12 +79,13 @@ function hex(b: Buffer): string {
   return b.toString('hex');
 }
 
-describe('SQLite entry store', () => {
+describe(onBackend('entry store'), () => {
   test('creates the directory, stores entries and reads back every field byte-exact', async () => {
     const filename = path.join(root.dir, 'nested', 'a', 'b', 'p2pdb.sqlite');
+    const database: DatabaseLocator = TEST_BACKEND === 'sqlite' ? { kind: 'sqlite', filename } : await dbLocator();
     const clock = manualClock(1_700_000_000_123);
-    await withStore({ filename, clock: clock.read }, async (store) => {
-      assert.ok(existsSync(filename));
+    await withStore({ database, clock: clock.read }, async (store) => {
+      if (TEST_BACKEND === 'sqlite') assert.ok(existsSync(filename));
       const t1 = fakeTable(294);
       const t2 = fakeTable(550);
       const to = fakeRecipient();
@@ -101,9 +111,11 @@ describe('SQLite entry store', () => {
     });
   });
 
-  test('migrates through knex and sets the pragmas on every connection', async () => {
+  test('migrates through knex and sets the pragmas on every connection', { skip: sqliteOnly }, async () => {
     for (const durability of ['full', 'normal'] as const) {
-      await withStore({ durability, cacheMiB: 64, walAutocheckpointPages: 1234 }, async (store, filename) => {
+      const filename = dbFile();
+      const store = await openSqliteStore({ filename, durability, cacheMiB: 64, walAutocheckpointPages: 1234 });
+      try {
         const { writer, reader } = await store.pragmas();
         const common = {
           journal_mode: 'wal',
@@ -122,16 +134,18 @@ describe('SQLite entry store', () => {
           ),
         );
         await new Promise((resolve) => db.close(resolve));
-        assert.deepEqual(names, ['0001_entries', '0002_peers', '0003_sync_transport']);
-      });
+        assert.deepEqual(names, ['0001_entries', '0002_peers', '0003_sync_transport', '0004_sync_penalties']);
+      } finally {
+        await store.close();
+      }
     }
   });
 
-  test('a file that is not a database is refused with a code', async () => {
+  test('a file that is not a database is refused with a code', { skip: sqliteOnly }, async () => {
     const filename = dbFile();
     await mkdir(path.dirname(filename), { recursive: true });
     await writeFile(filename, Buffer.alloc(8192, 7));
-    await assert.rejects(openStore({ filename }), (e) => isP2pdbError(e) && e.code === 'internal' && /not a database/.test(e.message));
+    await assert.rejects(openStore({ database: { kind: 'sqlite', filename } }), (e) => isP2pdbError(e) && e.code === 'internal' && /not a database/.test(e.message));
   });
 
   test('duplicates: within a call, across calls and between concurrent calls', async () => {
@@ -237,14 +251,14 @@ describe('SQLite entry store', () => {
 
   describe('filters', () => {
     const clock = manualClock(50_000);
-    let store: SqliteEntryStore;
+    let store: Store;
     let all: StoredEntry[];
     let tables: FakeTable[];
     let recipients: Buffer[];
     const fp = (e: StoredEntry, t: FakeTable) => e.entry.table.equals(t.spki);
 
     before(async () => {
-      store = await openStore({ filename: dbFile(), clock: clock.read });
+      store = await openStore({ database: await dbLocator(), clock: clock.read });
       tables = [fakeTable(), fakeTable(), fakeTable()];
       recipients = [fakeRecipient(), fakeRecipient(), fakeRecipient(), fakeRecipient()];
       // 10 commits of 12 entries, 700 ms apart, so seconds hold one or two commits.
@@ -354,7 +368,7 @@ describe('SQLite entry store', () => {
       }
     });
 
-    test('no filter scans the entries table (EXPLAIN QUERY PLAN)', async () => {
+    test('no filter scans the entries table (EXPLAIN QUERY PLAN)', { skip: sqliteOnly }, async () => {
       const [t0, t1] = tables as [FakeTable, FakeTable];
       const ids = [all[0]!.id, all[1]!.id];
       const cases: [string, Omit<EntryFilter, 'limit'>, RegExp][] = [
@@ -398,15 +412,15 @@ describe('SQLite entry store', () => {
   });
 
   test('reopening keeps entries, counts and keys, and seq continues', async () => {
-    const filename = dbFile();
+    const database = await dbLocator();
     const t = fakeTable();
     const to = fakeRecipient();
     const first = Array.from({ length: 5 }, () => fakeEntry({ table: t, to }));
-    await withStore({ filename, clock: () => 5_000 }, async (store) => {
+    await withStore({ database, clock: () => 5_000 }, async (store) => {
       assert.deepEqual(await store.insert(first), Array(5).fill('stored'));
     });
     // An earlier clock on reopen: received_at still does not go back.
-    await withStore({ filename, clock: () => 1_000 }, async (store) => {
+    await withStore({ database, clock: () => 1_000 }, async (store) => {
       assert.equal(await store.count(), 5);
       assert.deepEqual(await store.insert([first[0]!]), ['duplicate']);
       const more = fakeEntry({ table: t, to });
@@ -441,8 +455,8 @@ describe('SQLite entry store', () => {
   });
 
   test('insert after close is refused; close waits for queued inserts', async () => {
-    const filename = dbFile();
-    const store = await openStore({ filename });
+    const database = await dbLocator();
+    const store = await openStore({ database });
     const t = fakeTable();
     const to = fakeRecipient();
     const pending = store.insert([fakeEntry({ table: t, to })]);
@@ -450,14 +464,14 @@ describe('SQLite entry store', () => {
     assert.deepEqual(await pending, ['stored']);
     await closed;
     await assert.rejects(store.insert([fakeEntry({ table: t, to })]), (e) => isP2pdbError(e) && e.code === 'internal');
-    await withStore({ filename }, async (s) => assert.equal(await s.count(), 1));
+    await withStore({ database }, async (s) => assert.equal(await s.count(), 1));
   });
 
   test('acknowledged entries survive SIGKILL of the writing process', async () => {
-    const filename = dbFile();
+    const database = await dbLocator();
     const child = spawn(
       process.execPath,
-      [fileURLToPath(new URL('./helpers/store-crash-child.js', import.meta.url)), filename],
+      [fileURLToPath(new URL('./helpers/store-crash-child.js', import.meta.url)), JSON.stringify(database)],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';
@@ -481,7 +495,7 @@ describe('SQLite entry store', () => {
     assert.equal(signal, 'SIGKILL', `child ended on its own: ${stderr}`);
     assert.ok(acked.length >= 300);
 
-    await withStore({ filename }, async (store) => {
+    await withStore({ database }, async (store) => {
       const ids = acked.map((h) => Buffer.from(h, 'hex'));
       const found = await collect(store, { ids, limit: 1000 });
       assert.equal(found.length, ids.length, 'every acknowledged entry is there');
@@ -489,8 +503,9 @@ describe('SQLite entry store', () => {
       assert.ok(count >= ids.length, `count ${count} covers the acknowledged ${ids.length}`);
       assert.equal((await everything(store)).length, count, 'the counter agrees with the rows');
     });
+    if (database.kind !== 'sqlite') return;
     // The file itself is sound after recovery.
-    const db = new sqlite3.Database(filename);
+    const db = new sqlite3.Database(database.filename);
     const check = await new Promise<string>((resolve, reject) =>
       db.get<{ integrity_check: string }>('PRAGMA integrity_check', (err, row) => (err ? reject(err) : resolve(row.integrity_check))),
     );
@@ -499,7 +514,7 @@ describe('SQLite entry store', () => {
   });
 });
 
-describe('onStored', () => {
+describe(onBackend('onStored'), () => {
   test('reports each newly stored entry once, with the seq /get/ shows, before insert() resolves', async () => {
     await withStore({}, async (store) => {
       const table = fakeTable();

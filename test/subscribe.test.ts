@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { resolveConfig } from '../src/config/config.js';
 import { parsePublicKey } from '../src/crypto/keys.js';
 import { startNode, type RunningNode } from '../src/node/node.js';
-import type { SqliteEntryStore } from '../src/store/sqlite-store.js';
 import { waitFor } from '../src/tor/wait.js';
 import { silentLogger } from '../src/util/log.js';
 import { getJson, makeEntry, postJson, testKey, type MadeEntry, type TestKey } from './helpers/entries.js';
@@ -27,7 +26,7 @@ const open: RawStream[] = [];
 let own = 0;
 
 const fp = (k: TestKey) => parsePublicKey(k.publicPem).fingerprint.toString('hex');
-const listeners = () => (node.store as SqliteEntryStore).listenerCount;
+const listeners = () => node.store.listenerCount;
 
 async function put(made: MadeEntry): Promise<void> {
   const res = await postJson(`${node.url}/put/${made.idHex}`, made.json);

@@ -18,9 +18,11 @@ import { newIdentity } from '../src/identity/onion-key.js';
 import { Ingestor } from '../src/ingest/ingest.js';
 import { startControlListener } from '../src/node/control.js';
 import { startNode, type RunningNode } from '../src/node/node.js';
-import { openPeerStore, type PeerStore } from '../src/peers/peer-store.js';
-import { RangeQueries, prefixBounds } from '../src/store/range-queries.js';
-import { openStore, type SqliteEntryStore } from '../src/store/sqlite-store.js';
+import { prefixBounds } from '../src/store/range-queries.js';
+import type { PeerTable } from '../src/store/peer-table.js';
+import { openStore } from '../src/store/open.js';
+import type { Store } from '../src/store/types.js';
+import { freshDatabase, onBackend } from './helpers/backend.js';
 import { Reconciliation } from '../src/sync/reconcile.js';
 import { RequestGate } from '../src/http/routes/sync.js';
 import { RefusedIds } from '../src/sync/refused-ids.js';
@@ -223,20 +225,19 @@ test('prefix bounds cover exactly the ids under a prefix', () => {
 /** This process's own node parts (as node.ts assembles them), to run sessions against `remote`. */
 interface LocalSide {
   dir: string;
-  store: SqliteEntryStore;
+  store: Store;
   ingestor: Ingestor;
   index: SyncIndex;
-  peers: PeerStore;
+  peers: PeerTable;
   close(): Promise<void>;
 }
 
 async function localSide(powBits = 12): Promise<LocalSide> {
   const dir = tempDir('p2pdb-sync-local-');
-  const filename = path.join(dir, 'p2pdb.sqlite');
-  const store = await openStore({ filename, durability: 'normal' });
+  const store = await openStore({ database: await freshDatabase(dir), durability: 'normal' });
   const ingestor = new Ingestor({ store, policy: { allowedTables: '*', powBits, maxPayloadBytes: 64 * 1024, maxFutureSkewMs: 300_000 } });
   const index = await SyncIndex.open({ store, dataDir: dir });
-  const peers = await openPeerStore({ filename });
+  const peers = store.peers();
   return {
     dir,
     store,
@@ -246,7 +247,6 @@ async function localSide(powBits = 12): Promise<LocalSide> {
     async close() {
       await ingestor.close();
       await index.close();
-      await peers.close();
       await store.close();
     },
   };
@@ -263,10 +263,11 @@ async function verifiedPeer(local: LocalSide, tables: '*' | string[] = '*', onio
 /** This side's sync service, with every peer reached at `url` over loopback HTTP. */
 function serviceFor(local: LocalSide, url: string, extra: Partial<SyncServiceDeps> = {}): SyncService {
   return new SyncService({
-    peerStore: local.peers,
+    peers: local.peers,
+    syncState: local.store.syncState,
     transportFor: () => httpSyncTransport(loopbackRequester(url)),
     ingest: (raw, o) => local.ingestor.ingestBody(raw, o),
-    ranges: new RangeQueries(local.store.readKnex),
+    ranges: local.store.ranges,
     allowedTables: '*',
     powBits: 12,
     heldTables: () => local.index.tables().map((t) => t.table),
@@ -281,8 +282,8 @@ function session(local: LocalSide, extra: Partial<SessionDeps> = {}): Promise<Sy
     peer: 'remote',
     transport: httpSyncTransport(loopbackRequester(remote.url)),
     ingest: (raw, o) => local.ingestor.ingestBody(raw, o),
-    ranges: new RangeQueries(local.store.readKnex),
-    cursors: local.peers,
+    ranges: local.store.ranges,
+    cursors: local.store.syncState,
     tables: local.index.tables().map((t) => t.table),
     allTables: true,
     mirrors: () => true,
@@ -347,7 +348,7 @@ test('an interrupted bootstrap resumes from its saved cursor without loss or dup
         },
       }),
     );
-    const [cursor] = await local.peers.rangeCursors('remote');
+    const [cursor] = await local.store.syncState.rangeCursors('remote');
     assert.ok(cursor, 'a cursor was saved');
     assert.equal(cursor.fetched, 14, 'the cursor stands after the second page');
     // The pull stores one page ahead of its cursor: that page may be committed already.
@@ -360,7 +361,7 @@ test('an interrupted bootstrap resumes from its saved cursor without loss or dup
     assert.equal(report.stored, total - committed);
     assert.deepEqual(await allIds(local.store), await allIds(remote.store));
     assert.equal(await local.store.count(), total);
-    assert.deepEqual(await local.peers.rangeCursors('remote'), [], 'the finished range forgets its cursor');
+    assert.deepEqual(await local.store.syncState.rangeCursors('remote'), [], 'the finished range forgets its cursor');
   } finally {
     await local.close();
   }
@@ -384,10 +385,10 @@ test('a peer answering malformed sync messages is penalised, then banned and no 
     service.onOutcome((o) => outcomes.push(o));
     assert.deepEqual((await service.candidates()).map((p) => p.onion), [onion]);
     await assert.rejects(service.syncNow(onion), (e: P2pdbError) => e.code === 'sync_malformed');
-    assert.equal((await local.peers.penaltyOf(onion))!.penalty, 50);
+    assert.equal((await local.store.syncState.penaltyOf(onion)).penalty, 50);
     assert.equal(outcomes[0]!.report!.offences.malformed, 1);
     await assert.rejects(service.syncNow(onion), (e: P2pdbError) => e.code === 'sync_malformed');
-    const banned = (await local.peers.penaltyOf(onion))!;
+    const banned = (await local.store.syncState.penaltyOf(onion));
     assert.ok(banned.bannedUntil! > Date.now(), 'banned after two malformed answers');
     assert.equal(outcomes[1]!.banned, true);
     await assert.rejects(service.syncNow(onion), (e: P2pdbError) => e.code === 'peer_banned');
@@ -425,7 +426,7 @@ test('a node holding part of a table pulls the rest as id-prefix ranges, page by
     assert.ok(pages.length > 0 && pages.every((p) => p.prefix.length >= 1), `pulled by id-prefix ranges: ${JSON.stringify(pages.slice(0, 3))}`);
     assert.ok(pages.some((p) => p.after?.startsWith('i')), 'continued by id cursor');
     assert.deepEqual(await allIds(local.store), await allIds(remote.store));
-    assert.deepEqual(await local.peers.rangeCursors('remote'), []);
+    assert.deepEqual(await local.store.syncState.rangeCursors('remote'), []);
   } finally {
     await local.close();
   }
@@ -444,7 +445,8 @@ test('fresh entries are pushed to peers whose tables they are in, never back to 
     const origins = new OriginLog();
     started = startFreshPush({
       store: local.store,
-      peerStore: local.peers,
+      peers: local.peers,
+      syncState: local.store.syncState,
       origins,
       debounceMs: 50,
       transportFor: (onion) => {
@@ -496,7 +498,7 @@ test('the scheduler syncs a new peer at once and backs off exponentially while i
     assert.ok(attempts[0]! - startedAt >= 1000 - 5, 'a new peer is due within about a second');
     const gaps = attempts.slice(1, 4).map((t, i) => t - attempts[i]!);
     gaps.forEach((gap, i) => assert.ok(gap >= 300 * 2 ** i - 5, `gap ${i + 1} is ${gap} ms, at least ${300 * 2 ** i}`));
-    assert.equal((await local.peers.penaltyOf(onion))!.penalty, 0, 'an unreachable peer is not penalised, only retried later');
+    assert.equal((await local.store.syncState.penaltyOf(onion)).penalty, 0, 'an unreachable peer is not penalised, only retried later');
     await scheduler.stop();
     await service.stop();
   } finally {

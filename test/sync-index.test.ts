@@ -9,8 +9,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ValidEntry } from '../src/entry/validate.js';
-import { IdRanges } from '../src/store/id-ranges.js';
-import { openStore, type SqliteEntryStore } from '../src/store/sqlite-store.js';
+import { openStore } from '../src/store/open.js';
+import type { Store } from '../src/store/types.js';
+import { freshDatabase } from './helpers/backend.js';
 import { fingerprintOfIds } from '../src/sync/fingerprint.js';
 import { MemoryIds } from '../src/sync/memory-ids.js';
 import { idHasPrefix, prefixOf, prefixRange } from '../src/sync/prefix.js';
@@ -28,7 +29,7 @@ before(async () => {
 });
 // Whatever a failing test left open is closed here, so a failure fails instead of hanging.
 const openIndexes: SyncIndex[] = [];
-const openStores: SqliteEntryStore[] = [];
+const openStores: Store[] = [];
 after(async () => {
   for (const i of openIndexes) await i.close().catch(() => {});
   for (const s of openStores) await s.close().catch(() => {});
@@ -43,12 +44,12 @@ async function openIndex(opts: Parameters<typeof SyncIndex.open>[0]): Promise<Sy
 
 interface Node {
   dir: string;
-  store: SqliteEntryStore;
+  store: Store;
 }
 
 async function newNode(): Promise<Node> {
   const dir = path.join(root.dir, `node-${++n}`);
-  const store = await openStore({ filename: path.join(dir, 'p2pdb.sqlite'), durability: 'normal' });
+  const store = await openStore({ database: await freshDatabase(dir), durability: 'normal' });
   openStores.push(store);
   return { dir, store };
 }
@@ -58,7 +59,7 @@ function entries(table: FakeTable, count: number): ValidEntry[] {
   return Array.from({ length: count }, () => fakeEntry({ table, to, payloadBytes: 64, signatureBytes: 64 }));
 }
 
-async function insertAll(store: SqliteEntryStore, list: ValidEntry[]): Promise<void> {
+async function insertAll(store: Store, list: ValidEntry[]): Promise<void> {
   for (let i = 0; i < list.length; i += 500) await store.insert(list.slice(i, i + 500));
 }
 
@@ -147,7 +148,7 @@ describe('SyncIndex over a real store', () => {
       }
     }
     // Both query plans give the same ids.
-    const ranges = new IdRanges(node.store.readKnex);
+    const ranges = node.store.idIndex;
     for (const p of ['', '3', '3a', '3a7']) {
       const { lo, hi } = prefixRange(p);
       const byId = await ranges.idsInRange(big.fingerprint, lo, hi, { plan: 'by-id' });
@@ -287,9 +288,9 @@ describe('two real stores reconcile to equality', () => {
     assert.ok(rec.stats.roundTrips <= 4, `${rec.stats.roundTrips} round trips`);
 
     const byId = new Map([...both, ...aOnly, ...bOnly].map((e) => [e.id.toString('hex'), e]));
-    const expand = async (store: SqliteEntryStore, ranges: typeof rec.needRanges) => {
+    const expand = async (store: Store, ranges: typeof rec.needRanges) => {
       const out: Buffer[] = [];
-      const idr = new IdRanges(store.readKnex);
+      const idr = store.idIndex;
       for (const r of ranges) {
         const { lo, hi } = prefixRange(r.prefix);
         const ids = await idr.idsInRange(r.table, lo, hi);

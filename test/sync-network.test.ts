@@ -145,8 +145,8 @@ test('a malicious onion peer gets none of its forged entries stored, and is pena
   assert.ok(!(await allIds(c.store)).includes(mallory.intruder.idHex));
 
   // 9 invalid entries and an intruder pass the threshold (100 points) in one session.
-  const state = await c.peers!.penaltyOf(mallory.onion);
-  assert.ok(state!.bannedUntil! > Date.now(), `banned: ${JSON.stringify(state)}`);
+  const state = await c.store.syncState.penaltyOf(mallory.onion);
+  assert.ok(state.bannedUntil! > Date.now(), `banned: ${JSON.stringify(state)}`);
   await assert.rejects(c.sync!.syncNow(mallory.onion), (e: P2pdbError) => e.code === 'peer_banned');
   assert.ok(!(await c.sync!.service.candidates()).some((p) => p.onion === mallory.onion), 'not scheduled while banned');
 });

@@ -14,9 +14,8 @@ import { resolveConfig } from '../../src/config/config.js';
 import { CheckPool } from '../../src/ingest/check-pool.js';
 import { Ingestor } from '../../src/ingest/ingest.js';
 import { policyFromConfig } from '../../src/node/node.js';
-import type { RangeCursorRecord } from '../../src/peers/peer-store.js';
-import { RangeQueries } from '../../src/store/range-queries.js';
-import { openStore } from '../../src/store/sqlite-store.js';
+import type { RangeCursorRecord } from '../../src/store/sync-state.js';
+import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
 import { Reconciliation } from '../../src/sync/reconcile.js';
 import { runSyncSession, type CursorStore } from '../../src/sync/session.js';
 import { SyncIndex } from '../../src/sync/sync-index.js';
@@ -84,7 +83,7 @@ export async function benchBootstrap(opts: { n?: number; verifyThreads?: number 
         peer: 'bench-full-node',
         transport: httpSyncTransport(loopbackRequester(full.url)),
         ingest: (raw, o) => ingestor.ingestBody(raw, o),
-        ranges: new RangeQueries(store.readKnex),
+        ranges: store.ranges,
         cursors: memoryCursors(),
         tables: [],
         allTables: true,

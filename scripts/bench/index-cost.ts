@@ -8,7 +8,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openStore } from '../../src/store/sqlite-store.js';
+import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
 import { SyncIndex } from '../../src/sync/sync-index.js';
 import { copyPrefilled, SyntheticEntries } from './prefill.js';
 import { measureInsert } from './store.js';

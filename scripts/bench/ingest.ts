@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Ingestor } from '../../src/ingest/ingest.js';
-import { openStore } from '../../src/store/sqlite-store.js';
+import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
 import { BENCH_POW_BITS, benchEntries } from './fixtures.js';
 import { spawnChild } from './child.js';
 import { round, runLoad } from './load.js';

@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { sha256 } from '../../src/crypto/hash.js';
 import { ENTRY_VERSION } from '../../src/entry/types.js';
 import type { ValidEntry } from '../../src/entry/validate.js';
-import { MIGRATIONS } from '../../src/store/migrations.js';
-import { openStore } from '../../src/store/sqlite-store.js';
+import { SQLITE_MIGRATIONS as MIGRATIONS } from '../../src/store/sqlite/migrations.js';
+import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
 
 export interface PrefillOptions {
   seed?: number;

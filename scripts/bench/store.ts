@@ -13,8 +13,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sha256 } from '../../src/crypto/hash.js';
-import type { Durability } from '../../src/store/pragmas.js';
-import { openStore, STORE_DEFAULTS, type SqliteEntryStore } from '../../src/store/sqlite-store.js';
+import type { Durability } from '../../src/store/sqlite/pragmas.js';
+import { openSqliteStore as openStore, STORE_DEFAULTS, type SqliteStore as SqliteEntryStore } from '../../src/store/sqlite/open.js';
 import type { EntryFilter, StoredEntry } from '../../src/store/types.js';
 import { copyPrefilled, SyntheticEntries } from './prefill.js';
 

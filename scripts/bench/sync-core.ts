@@ -117,7 +117,7 @@ async function measureAnswer(shared: Buffer[], d: number, tuning: ReconcileTunin
 }
 
 async function measureSqlite(n: number): Promise<void> {
-  const { openStore } = await import('../../src/store/sqlite-store.js');
+  const { openStore } = await import('../../src/store/sqlite/open.js').then((m) => ({ openStore: m.openSqliteStore }));
   const { SyncIndex } = await import('../../src/sync/sync-index.js');
   const { copyPrefilled } = await import('./prefill.js');
   const dir = await mkdtemp(path.join(tmpdir(), 'p2pdb-sync-core-'));

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { storedEntryToJson } from '../../src/http/routes/get.js';
-import { openStore, type SqliteEntryStore } from '../../src/store/sqlite-store.js';
+import { openSqliteStore as openStore, type SqliteStore as SqliteEntryStore } from '../../src/store/sqlite/open.js';
 import { answerSync } from '../../src/sync/reconcile.js';
 import { SyncIndex } from '../../src/sync/sync-index.js';
 
@@ -37,16 +37,13 @@ export async function buildSeedIndex(store: SqliteEntryStore): Promise<SeedIndex
   const ids = new Map<number, Buffer[]>();
   let after = 0;
   for (;;) {
-    const rows = await store.readKnex.raw<{ seq: number; id: Buffer; payload: Buffer }[]>(
-      'SELECT seq, id, payload FROM entries WHERE seq > ? ORDER BY seq LIMIT 20000',
-      [after],
-    );
-    if (rows.length === 0) break;
-    for (const r of rows) {
-      const b = seedBucketOf(r.payload);
+    const { entries } = await store.query({ afterSeq: after, limit: 20000 });
+    if (entries.length === 0) break;
+    for (const r of entries) {
+      const b = seedBucketOf(r.entry.payload);
       (ids.get(b) ?? ids.set(b, []).get(b)!).push(r.id);
     }
-    after = rows[rows.length - 1]!.seq;
+    after = entries[entries.length - 1]!.seq;
   }
   const hashes = new Map<number, string>();
   const members = new Map<number, Buffer[]>();

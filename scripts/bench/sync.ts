@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { openStore } from '../../src/store/sqlite-store.js';
+import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
 import { Reconciliation } from '../../src/sync/reconcile.js';
 import { SNAPSHOT_FILE, SyncIndex } from '../../src/sync/sync-index.js';
 import { spawnChild } from './child.js';

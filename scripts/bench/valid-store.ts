@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { ValidEntry } from '../../src/entry/validate.js';
-import { openStore } from '../../src/store/sqlite-store.js';
+import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
 import { BENCH_POW_BITS } from './fixtures.js';
 import { PREFILL_CACHE_DIR } from './prefill.js';
 

@@ -4,9 +4,8 @@
  * changes up at its next peering round.
  */
 import { existsSync } from 'node:fs';
-import { DEFAULT_CONFIG } from '../config/config.js';
 import { fail } from '../errors.js';
-import type { PeerRecord, PeerStore } from '../peers/peer-store.js';
+import type { PeerRecord, PeerTable } from '../store/peer-table.js';
 import { UsageError, expectPositionals, flag, parse, println, str, nodeDataDir, type CliIo, type Command, type OptionSpec } from './context.js';
 
 const USAGE = `usage:
@@ -28,21 +27,27 @@ function help(io: CliIo): number {
   return 0;
 }
 
-async function databasePath(io: CliIo, dataOption: string | undefined): Promise<string> {
+/** The node's database (its config file and $P2PDB_DATABASE say which), by the node's own rule. */
+async function nodeDatabase(io: CliIo, dataOption: string | undefined) {
   const dataDir = nodeDataDir(io, dataOption);
-  // The node's own rule for where its SQLite file is; loaded lazily like serve does.
-  const { databaseFile } = await import('../node/node.js');
-  return databaseFile({ ...DEFAULT_CONFIG, dataDir });
+  // Loaded lazily like serve does: other commands should not pay for the store.
+  const [{ loadConfig }, { databaseOf }] = await Promise.all([import('../config/config.js'), import('../node/node.js')]);
+  return databaseOf(loadConfig({ flags: { dataDir }, env: io.env }));
 }
 
-async function withStore<T>(file: string, fn: (store: PeerStore) => Promise<T>): Promise<T> {
-  const { openPeerStore } = await import('../peers/peer-store.js');
-  const store = await openPeerStore({ filename: file });
+async function withPeers<T>(database: Awaited<ReturnType<typeof nodeDatabase>>, fn: (peers: PeerTable) => Promise<T>): Promise<T> {
+  const { openStore } = await import('../store/open.js');
+  const store = await openStore({ database, durability: 'normal' });
   try {
-    return await fn(store);
+    return await fn(store.peers());
   } finally {
     await store.close();
   }
+}
+
+/** A SQLite file that is not there holds no peers (and is not created just to say so). */
+function exists(database: Awaited<ReturnType<typeof nodeDatabase>>): boolean {
+  return database.kind === 'postgres' || existsSync(database.filename);
 }
 
 async function onionArgument(value: string): Promise<string> {
@@ -74,8 +79,8 @@ async function peersAdd(args: string[], io: CliIo): Promise<number> {
   if (flag(p, 'help')) return help(io);
   const [value] = expectPositionals('peers', p, 1, 1, 'an onion address: p2pdb peers add ONION');
   const onion = await onionArgument(value!);
-  const file = await databasePath(io, str(p, 'data'));
-  const result = await withStore(file, (store) => store.add(onion, 'manual', Date.now()));
+  const database = await nodeDatabase(io, str(p, 'data'));
+  const result = await withPeers(database, (peers) => peers.add(onion, 'manual', Date.now()));
   println(io.stdout, result === 'added' ? `added ${onion}` : `${onion} was already known (now kept as a manual peer)`);
   return 0;
 }
@@ -84,11 +89,11 @@ async function peersList(args: string[], io: CliIo): Promise<number> {
   const p = parse('peers', args, OPTIONS);
   if (flag(p, 'help')) return help(io);
   expectPositionals('peers', p, 0, 0, 'no arguments: p2pdb peers list');
-  const file = await databasePath(io, str(p, 'data'));
+  const database = await nodeDatabase(io, str(p, 'data'));
   // Listing must not create a database where there is none.
-  const peers = existsSync(file) ? await withStore(file, (store) => store.list()) : [];
+  const peers = exists(database) ? await withPeers(database, (table) => table.list()) : [];
   if (peers.length === 0) {
-    println(io.stderr, `no peers in ${file}; add one with: p2pdb peers add ONION`);
+    println(io.stderr, `no peers in ${database.kind === 'sqlite' ? database.filename : 'the database'}; add one with: p2pdb peers add ONION`);
     return 0;
   }
   for (const line of formatPeers(peers)) println(io.stdout, line);
@@ -100,8 +105,8 @@ async function peersRemove(args: string[], io: CliIo): Promise<number> {
   if (flag(p, 'help')) return help(io);
   const [value] = expectPositionals('peers', p, 1, 1, 'an onion address: p2pdb peers remove ONION');
   const onion = await onionArgument(value!);
-  const file = await databasePath(io, str(p, 'data'));
-  const removed = existsSync(file) && (await withStore(file, (store) => store.remove(onion)));
+  const database = await nodeDatabase(io, str(p, 'data'));
+  const removed = exists(database) && (await withPeers(database, (peers) => peers.remove(onion)));
   if (!removed) fail('not_found', `${onion} is not a known peer`);
   println(io.stdout, `removed ${onion}`);
   return 0;

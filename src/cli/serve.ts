@@ -25,8 +25,24 @@ options:
   --tor-binary PATH       managed: the tor executable (default tor)
   --pow-bits N            proof of work entries must carry (default 21)
   --allowed-tables LIST   '*' (every table) or table fingerprints separated by commas
+  --database URL          postgres://USER@HOST/DB for a large node, or a SQLite file
+                          (default: DIR/p2pdb.sqlite; also $P2PDB_DATABASE, "database" in the config file)
   --config FILE           read settings from FILE instead of DIR/config.json
   -h, --help              show this help`;
+
+/** Which database the node uses, never with a password in it (the banner may be pasted anywhere). */
+function databaseLabel(config: { database?: string }): string {
+  if (config.database === undefined) return 'SQLite';
+  if (/^postgres(ql)?:/i.test(config.database)) {
+    try {
+      const u = new URL(config.database);
+      return `PostgreSQL ${u.hostname}${u.port ? ':' + u.port : ''}${u.pathname}`;
+    } catch {
+      return 'PostgreSQL';
+    }
+  }
+  return `SQLite ${config.database}`;
+}
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -44,6 +60,7 @@ export const serveCommand: Command = {
       'pow-bits': { type: 'string' },
       'allowed-tables': { type: 'string' },
       peers: { type: 'string' },
+      database: { type: 'string' },
       config: { type: 'string' },
     });
     if (flag(p, 'help')) {
@@ -66,6 +83,7 @@ export const serveCommand: Command = {
     set('powBits', 'pow-bits');
     set('allowedTables', 'allowed-tables');
     set('peers', 'peers');
+    set('database', 'database');
     const file = str(p, 'config');
     const config = loadConfig({ flags, env: io.env, ...(file !== undefined ? { file } : {}) });
 
@@ -78,7 +96,7 @@ export const serveCommand: Command = {
     // One write, so a reader that has seen the URL has seen the rest of the banner too.
     const banner = [
       `p2pdb node listening on ${node.url}`,
-      `  data ${config.dataDir}, proof of work ${config.powBits} bits, tables ${config.allowedTables === '*' ? '*' : config.allowedTables.length}`,
+      `  data ${config.dataDir}, ${databaseLabel(config)}, proof of work ${config.powBits} bits, tables ${config.allowedTables === '*' ? '*' : config.allowedTables.length}`,
       ...(config.tor === 'off' ? ['  Tor is off: the node is reachable on loopback only, not by peers.'] : []),
       ...(node.onion
         ? [

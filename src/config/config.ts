@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { fail } from '../errors.js';
 import { DEFAULT_POW_BITS } from '../pow/cluster.js';
+import { parseDatabase } from '../store/database-locator.js';
 
 export type Durability = 'full' | 'normal';
 
@@ -18,6 +19,8 @@ export type TorControlEndpoint = { port: number } | { socketPath: string };
 
 export interface NodeConfig {
   dataDir: string;
+  /** postgres://… or a SQLite file; unset: SQLite in dataDir (p2pdb.sqlite). */
+  database?: string;
   host: string;
   port: number;
   /** '*' mirrors every table; else the fingerprints (hex) of the mirrored tables. */
@@ -70,6 +73,7 @@ export type ConfigInput = { [K in keyof NodeConfig]?: unknown };
 /** Environment variables, named after the seed's config.py where it had one (ALLOWED_TABLES). */
 const ENV_NAMES: Partial<Record<keyof NodeConfig, string>> = {
   dataDir: 'P2PDB_DATA',
+  database: 'P2PDB_DATABASE',
   host: 'P2PDB_HOST',
   port: 'P2PDB_PORT',
   allowedTables: 'P2PDB_ALLOWED_TABLES',
@@ -233,8 +237,12 @@ export function resolveConfig(...layers: ConfigInput[]): NodeConfig {
     fail('config_invalid', `refusing to listen on ${host}: p2pdb listens on loopback only (127.0.0.1 or ::1); peers reach it through its onion service`);
   }
   const listenHost = host === 'localhost' ? '127.0.0.1' : host;
+  const dataDir = path.resolve(String(merged.dataDir));
+  const database = optionalString(merged.database, 'database');
+  if (database !== undefined) parseDatabase(database, dataDir);
   return {
-    dataDir: path.resolve(String(merged.dataDir)),
+    dataDir,
+    ...(database !== undefined ? { database } : {}),
     host: listenHost,
     port: int(merged.port, 'port', 0, 65535),
     allowedTables: tables(merged.allowedTables),

@@ -2,7 +2,7 @@
 import Koa from 'koa';
 import type { NodeConfig } from '../config/config.js';
 import type { OnionIdentity } from '../identity/onion-key.js';
-import type { PeerStore } from '../peers/peer-store.js';
+import type { PeerTable } from '../store/peer-table.js';
 import type { Ingestor } from '../ingest/ingest.js';
 import type { EntryStore } from '../store/types.js';
 import type { Logger } from '../util/log.js';
@@ -23,7 +23,7 @@ export interface AppDeps {
   now?: () => number;
   /** The node's onion identity and peer table, when Tor is on. */
   identity?: OnionIdentity;
-  peerStore?: PeerStore;
+  peerStore?: PeerTable;
   /** The sync transport's routes (/sync/, /sync/fetch, /sync/range, /index/), wired by node.ts. */
   sync?: SyncRouteDeps;
   /** Limits of GET /subscribe/ (defaults in routes/subscribe.ts). */

@@ -14,20 +14,19 @@ import type { SubscribeOptions } from '../http/routes/subscribe.js';
 import { CheckPool } from '../ingest/check-pool.js';
 import { Ingestor } from '../ingest/ingest.js';
 import type { OnionIdentity } from '../identity/onion-key.js';
-import { openPeerStore, type PeerStore } from '../peers/peer-store.js';
 import { startPeering, type Peering } from '../peers/peering.js';
 import { peerAgent } from '../tor/socks.js';
 import { keepStatusFile } from './status-file.js';
-import { openStore } from '../store/sqlite-store.js';
-import type { EntryStore } from '../store/types.js';
+import { openStore, parseDatabase } from '../store/open.js';
+import type { PeerTable } from '../store/peer-table.js';
+import type { PenaltyRule } from '../store/sync-state.js';
+import type { Store } from '../store/types.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { startOnionService, type OnionService, type OnionServiceOptions } from './onion-service.js';
 import { torRuntimeFromConfig } from './tor-runtime.js';
 import { SOFTWARE } from './version.js';
 import { HELLO_PROTOCOL } from '../peers/hello.js';
 import { PeerClient } from '../peers/peer-client.js';
-import type { PenaltyRule } from '../peers/peer-store.js';
-import { RangeQueries } from '../store/range-queries.js';
 import { OriginLog } from '../sync/origins.js';
 import { startFreshPush, type FreshPush } from '../sync/push.js';
 import { answerSync, Reconciliation, type SyncScope } from '../sync/reconcile.js';
@@ -43,12 +42,12 @@ export interface RunningNode {
   host: string;
   port: number;
   config: NodeConfig;
-  store: EntryStore;
+  store: Store;
   /** Present when config.tor is not 'off': the node's onion address, tor's SOCKS port, Tor's state. */
   onion?: OnionService;
   identity?: OnionIdentity;
   /** The peer table and the peering loop, when Tor is on. */
-  peers?: PeerStore;
+  peers?: PeerTable;
   peering?: Peering;
   /** Per-table fingerprint roots, kept current as entries are stored. */
   syncIndex: SyncIndex;
@@ -89,8 +88,9 @@ export function policyFromConfig(config: NodeConfig): EntryPolicy {
   };
 }
 
-export function databaseFile(config: NodeConfig): string {
-  return path.join(config.dataDir, 'p2pdb.sqlite');
+/** Where the node's data lives: config.database, else SQLite in the data directory. */
+export function databaseOf(config: NodeConfig) {
+  return parseDatabase(config.database, config.dataDir);
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -112,11 +112,11 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // Loaded before the app exists (/hello/ names the onion address) and before the store opens.
   const identity = config.tor === 'off' ? undefined : (await loadOrCreateIdentity(config.dataDir)).identity;
-  const store = await openStore({ filename: databaseFile(config), durability: config.durability });
+  const store = await openStore({ database: databaseOf(config), durability: config.durability });
   const policy = policyFromConfig(config);
   const checker = new CheckPool(policy, opts.verifyThreads);
   const ingestor = new Ingestor({ store, policy, checker, ...(opts.now ? { now: opts.now } : {}) });
-  const peerStore = identity ? await openPeerStore({ filename: databaseFile(config), self: identity.address }) : undefined;
+  const peerStore = identity ? store.peers({ self: identity.address }) : undefined;
   // Fingerprints follow store.onStored from here on, so /sync/ never scans a table. Loading
   // from the snapshot takes under a second even at 10 M entries; a full rebuild (no snapshot,
   // or a bad one) reads every row, about a minute per 10 M, so the node does not wait past a
@@ -125,7 +125,6 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   const closeStores = async () => {
     await ingestor.close();
     await syncIndex.close();
-    await peerStore?.close();
     await store.close();
   };
   const settled = await Promise.race([
@@ -142,7 +141,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   const scope: SyncScope = {
     mirrors: (table) => policy.allowedTables === '*' || policy.allowedTables.has(table.toString('hex')),
   };
-  const ranges = new RangeQueries(store.readKnex);
+  const ranges = store.ranges;
   // Ends live subscriptions on close: server.close() waits for every open answer.
   const shutdown = new AbortController();
   const app = createApp({
@@ -202,7 +201,8 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     const transportFor = (peer: string) => httpSyncTransport(onionRequester(client, peer), opts.sync?.timeouts);
     const origins = new OriginLog();
     syncService = new SyncService({
-      peerStore,
+      peers: peerStore,
+      syncState: store.syncState,
       transportFor,
       ingest: (raw, o) => ingestor.ingestBody(raw, o),
       ranges,
@@ -216,7 +216,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       ...(opts.sync?.penaltyRule ? { penaltyRule: opts.sync.penaltyRule } : {}),
       ...(opts.sync?.tuning ? { tuning: opts.sync.tuning } : {}),
     });
-    freshPush = startFreshPush({ store, peerStore, transportFor, origins, log, ...(opts.now ? { clock: opts.now } : {}) });
+    freshPush = startFreshPush({ store, peers: peerStore, syncState: store.syncState, transportFor, origins, log, ...(opts.now ? { clock: opts.now } : {}) });
     control = await startControlListener(syncService, log);
   }
   const stopStatusFile = onion

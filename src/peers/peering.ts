@@ -14,12 +14,12 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { checkSignedHello, makeSignedHello, normalizeOnion, type HelloMessage, type HelloSelf } from './hello.js';
 import { PeerClient, peerErrorCode } from './peer-client.js';
 import { readPeerClaims } from './peer-list.js';
-import type { PeerStore } from './peer-store.js';
+import type { PeerTable } from '../store/peer-table.js';
 import { DEFAULT_SCHEDULE, nextAttemptAt, withJitter, type Schedule } from './schedule.js';
 
 export interface PeeringOptions {
   identity: OnionIdentity;
-  peerStore: PeerStore;
+  peerStore: PeerTable;
   /** What our hellos say about us. */
   nodeInfo: HelloSelf;
   /** The SOCKS agent: every hello goes through tor. */

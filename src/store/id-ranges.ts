@@ -1,14 +1,14 @@
 /**
  * Id queries for sync (src/sync): the ids of one table inside an id range [lo, hi), pages of
  * (seq, table, id) in seq order for building the in-memory index, and counts at one consistent
- * point. Read-only, on the store's reader pool (SqliteEntryStore.readKnex).
+ * point. Read-only, on the store's read connections.
  *
  * A range is read through one of two indexes, whichever reads fewer rows: the unique id index
  * (every table's ids in the range; each row is then checked for its table) or the (table_id,
  * seq) index (every id of the table, checked for the range). The caller passes its estimates,
  * so reading a node costs min(ids of all tables in the range, ids of the table), never more.
  */
-import type { Knex } from 'knex';
+import type { Db } from './db.js';
 
 export type RangePlan = 'by-id' | 'by-table';
 
@@ -22,14 +22,14 @@ export class IdRanges {
   private readonly tableIds = new Map<string, number>();
   private fingerprints = new Map<number, Buffer>();
 
-  constructor(private readonly knex: Knex) {}
+  constructor(private readonly db: Db) {}
 
   /** table_keys.id of a fingerprint; undefined while the store has never seen the table. */
   async tableId(fingerprint: Buffer): Promise<number | undefined> {
     const k = fingerprint.toString('latin1');
     const known = this.tableIds.get(k);
     if (known !== undefined) return known;
-    const [row] = await this.knex.raw<{ id: number }[]>('SELECT id FROM table_keys WHERE fingerprint = ?', [fingerprint]);
+    const [row] = await this.db.rows<{ id: number }>('SELECT id FROM table_keys WHERE fingerprint = ?', [fingerprint]);
     if (row) this.tableIds.set(k, row.id); // rows are never deleted, so a hit is final
     return row?.id;
   }
@@ -46,7 +46,7 @@ export class IdRanges {
   ): Promise<Buffer[]> {
     const tableId = await this.tableId(fingerprint);
     if (tableId === undefined) return [];
-    const params: Knex.RawBinding[] = [];
+    const params: unknown[] = [];
     const where: string[] = [];
     if (o.afterId && Buffer.compare(o.afterId, lo) >= 0) {
       where.push('id > ?');
@@ -60,10 +60,10 @@ export class IdRanges {
       params.push(hi);
     }
     where.push('table_id = ?');
-    params.push(tableId, o.limit ?? -1);
+    params.push(tableId);
     const index = o.plan === 'by-table' ? 'entries_table' : 'entries_id';
-    const rows = await this.knex.raw<{ id: Buffer }[]>(
-      `SELECT id FROM entries INDEXED BY ${index} WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`,
+    const rows = await this.db.rows<{ id: Buffer }>(
+      `SELECT id FROM entries${this.db.indexed(index)} WHERE ${where.join(' AND ')} ORDER BY id${this.db.limit(o.limit ?? -1)}`,
       params,
     );
     return rows.map((r) => r.id);
@@ -71,7 +71,7 @@ export class IdRanges {
 
   /** Entries with seq > afterSeq (and <= upTo when given), in seq order: the index's rebuild and catch-up. */
   async pageBySeq(afterSeq: number, limit: number, upTo?: number): Promise<SeqRow[]> {
-    const rows = await this.knex.raw<{ seq: number; id: Buffer; table_id: number }[]>(
+    const rows = await this.db.rows<{ seq: number; id: Buffer; table_id: number }>(
       `SELECT seq, id, table_id FROM entries WHERE seq > ?${upTo === undefined ? '' : ' AND seq <= ?'} ORDER BY seq LIMIT ?`,
       upTo === undefined ? [afterSeq, limit] : [afterSeq, upTo, limit],
     );
@@ -90,7 +90,7 @@ export class IdRanges {
 
   /** Per-table counts and the last seq, read in one statement so they describe the same moment. */
   async countsAt(): Promise<{ lastSeq: number; counts: Map<string, number> }> {
-    const rows = await this.knex.raw<{ fingerprint: Buffer; entry_count: number; last: number | null }[]>(
+    const rows = await this.db.rows<{ fingerprint: Buffer; entry_count: number; last: number | null }>(
       'SELECT fingerprint, entry_count, (SELECT max(seq) FROM entries) AS last FROM table_keys WHERE entry_count > 0',
     );
     const counts = new Map<string, number>();
@@ -100,7 +100,7 @@ export class IdRanges {
   }
 
   private async loadFingerprints(): Promise<void> {
-    const rows = await this.knex.raw<{ id: number; fingerprint: Buffer }[]>('SELECT id, fingerprint FROM table_keys');
+    const rows = await this.db.rows<{ id: number; fingerprint: Buffer }>('SELECT id, fingerprint FROM table_keys');
     this.fingerprints = new Map(rows.map((r) => [r.id, r.fingerprint]));
   }
 }

@@ -11,9 +11,9 @@
  *
  * The table's SPKI is read once per call (every entry of a page shares it).
  */
-import type { Knex } from 'knex';
 import type { Entry } from '../entry/types.js';
 import { fail } from '../errors.js';
+import { placeholders, type Db } from './db.js';
 
 /** A page holds at most this many entries, whatever the caller asks. */
 export const MAX_RANGE_LIMIT = 2000;
@@ -89,10 +89,10 @@ function cursorOf(prefix: string, last: RangeEntry): string {
 }
 
 export class RangeQueries {
-  constructor(private readonly knex: Knex) {}
+  constructor(private readonly db: Db) {}
 
   private async tableKey(fingerprint: Buffer): Promise<{ id: number; spki: Buffer } | undefined> {
-    const [row] = await this.knex.raw<{ id: number; spki: Buffer }[]>('SELECT id, spki FROM table_keys WHERE fingerprint = ?', [fingerprint]);
+    const [row] = await this.db.rows<{ id: number; spki: Buffer }>('SELECT id, spki FROM table_keys WHERE fingerprint = ?', [fingerprint]);
     return row;
   }
 
@@ -105,22 +105,22 @@ export class RangeQueries {
     let rows: Row[];
     if (q.prefix === '') {
       const after = q.after && 'seq' in q.after ? q.after.seq : 0;
-      rows = await this.knex.raw<Row[]>(
-        `SELECT ${COLUMNS} FROM entries INDEXED BY entries_table WHERE table_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      rows = await this.db.rows<Row>(
+        `SELECT ${COLUMNS} FROM entries${this.db.indexed('entries_table')} WHERE table_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
         [key.id, after, limit],
       );
     } else {
       const { lo, hi } = prefixBounds(q.prefix);
       const after = q.after && 'id' in q.after ? q.after.id : null;
       const where = [after && after.compare(lo) >= 0 ? 'id > ?' : 'id >= ?'];
-      const params: Knex.RawBinding[] = [after && after.compare(lo) >= 0 ? after : lo];
+      const params: unknown[] = [after && after.compare(lo) >= 0 ? after : lo];
       if (hi) {
         where.push('id < ?');
         params.push(hi);
       }
       where.push('table_id = ?');
       params.push(key.id, limit);
-      rows = await this.knex.raw<Row[]>(`SELECT ${COLUMNS} FROM entries INDEXED BY entries_id WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, params);
+      rows = await this.db.rows<Row>(`SELECT ${COLUMNS} FROM entries${this.db.indexed('entries_id')} WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, params);
     }
     const entries: RangeEntry[] = [];
     let bytes = 0;
@@ -138,10 +138,10 @@ export class RangeQueries {
   async byIds(ids: Buffer[]): Promise<RangeEntry[]> {
     if (ids.length === 0) return [];
     if (ids.length > MAX_FETCH_IDS) fail('batch_too_large', `a fetch names at most ${MAX_FETCH_IDS} ids`);
-    const rows = await this.knex.raw<(Row & { spki: Buffer })[]>(
+    const rows = await this.db.rows<Row & { spki: Buffer }>(
       `SELECT ${COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')}, k.spki AS spki
-         FROM entries e INDEXED BY entries_id JOIN table_keys k ON k.id = e.table_id
-        WHERE e.id IN (${ids.map(() => '?').join(',')}) ORDER BY e.id`,
+         FROM entries e${this.db.indexed('entries_id')} JOIN table_keys k ON k.id = e.table_id
+        WHERE e.id IN (${placeholders(ids.length)}) ORDER BY e.id`,
       ids,
     );
     const out: RangeEntry[] = [];

@@ -7,13 +7,13 @@
  * can no longer enter the first n (measured at 1 M rows: 1,000 recipients, limit 100: 9 ms).
  * receivedSince becomes an exact seq lower bound (see migrations.ts), so no filter scans the table.
  */
-import type { Knex } from 'knex';
 import type { Entry } from '../entry/types.js';
 import { fail } from '../errors.js';
+import { placeholders, type Db, type Dialect } from './db.js';
 import type { KeyDirectory } from './keys.js';
 import type { EntryFilter, EntryPage, StoredEntry } from './types.js';
 
-/** SQLite allows 32,766 bound variables per statement; lists beyond this are refused. */
+/** SQLite allows 32,766 bound variables per statement (PostgreSQL 65,535); lists beyond this are refused. */
 export const MAX_FILTER_VALUES = 30_000;
 
 const ENTRY_COLUMNS = 'seq, id, table_id, recipient, received_at, created_at, version, payload, signature, proof';
@@ -65,11 +65,14 @@ export const FIRST_SEQ_RECEIVED_SINCE_SQL = `WITH RECURSIVE bs(lo, hi) AS (
   )
   SELECT lo AS seq FROM bs WHERE lo >= hi`;
 
-function placeholders(n: number): string {
-  return new Array(n).fill('?').join(',');
-}
-
-export function planEntryQuery(f: ResolvedFilter): SqlPlan {
+/**
+ * One driving list and the others as checks. SQLite walks an IN list on an index ending in seq
+ * in seq order and stops each value's run early; PostgreSQL instead reads every matching row
+ * and sorts, so there a list of several recipients or tables becomes one index seek per value
+ * (LATERAL ... ORDER BY seq LIMIT n), each reading at most n rows.
+ */
+export function planEntryQuery(f: ResolvedFilter, dialect: Dialect = 'sqlite'): SqlPlan {
+  if (dialect === 'postgres') return planPostgres(f);
   const where: string[] = [];
   const params: unknown[] = [];
   const inList = (column: string, values: unknown[]) => {
@@ -95,6 +98,41 @@ export function planEntryQuery(f: ResolvedFilter): SqlPlan {
   return { sql: `SELECT ${ENTRY_COLUMNS} FROM ${from} WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params };
 }
 
+function planPostgres(f: ResolvedFilter): SqlPlan {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const inList = (column: string, values: unknown[]) => {
+    where.push(values.length === 1 ? `${column} = ?` : `${column} IN (${placeholders(values.length)})`);
+    params.push(...values);
+  };
+  // The list that drives the index; ids are unique, so their list is read as it is.
+  const drive: { column: string; values: unknown[]; type: string } | null = f.ids
+    ? null
+    : f.recipients
+      ? { column: 'recipient', values: f.recipients, type: 'bytea' }
+      : f.tableIds
+        ? { column: 'table_id', values: f.tableIds, type: 'integer' }
+        : null;
+  if (f.ids) inList('id', f.ids);
+  if (f.recipients && drive?.column !== 'recipient') inList('recipient', f.recipients);
+  if (f.tableIds && drive?.column !== 'table_id') inList('table_id', f.tableIds);
+  where.push('seq > ?');
+  if (!drive || drive.values.length === 1) {
+    if (drive) {
+      where.unshift(`${drive.column} = ?`);
+      params.unshift(drive.values[0]);
+    }
+    params.push(f.afterSeq, f.limit);
+    return { sql: `SELECT ${ENTRY_COLUMNS} FROM entries WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params };
+  }
+  const keys = drive.values.map(() => `(?::${drive.type})`).join(',');
+  const sql =
+    `SELECT ${ENTRY_COLUMNS} FROM (VALUES ${keys}) AS k(v) CROSS JOIN LATERAL (` +
+    `SELECT ${ENTRY_COLUMNS} FROM entries WHERE ${drive.column} = k.v AND ${where.join(' AND ')} ORDER BY seq LIMIT ?` +
+    `) e ORDER BY seq LIMIT ?`;
+  return { sql, params: [...drive.values, ...params, f.afterSeq, f.limit, f.limit] };
+}
+
 function distinct(values: Buffer[]): Buffer[] {
   const seen = new Map<string, Buffer>();
   for (const v of values) seen.set(v.toString('latin1'), v);
@@ -115,26 +153,31 @@ function checkFilter(filter: EntryFilter): void {
 
 export class EntryReader {
   constructor(
-    private readonly knex: Knex,
+    private readonly db: Db,
     private readonly keys: KeyDirectory,
   ) {}
 
   async query(filter: EntryFilter): Promise<EntryPage> {
     const resolved = await this.resolve(filter);
     if (!resolved) return { entries: [], nextAfterSeq: null };
-    const { sql, params } = planEntryQuery(resolved);
-    const rows = await this.knex.raw<EntryRow[]>(sql, params as Knex.RawBinding[]);
+    const { sql, params } = planEntryQuery(resolved, this.db.dialect);
+    const rows = await this.db.rows<EntryRow>(sql, params);
     const entries = await this.toStored(rows);
     const last = entries[entries.length - 1];
     return { entries, nextAfterSeq: last && entries.length === filter.limit ? last.seq : null };
   }
 
-  /** EXPLAIN QUERY PLAN of every statement query(filter) runs, one line per plan step. */
+  /** The query plan of every statement query(filter) runs, one line per plan step. */
   async explain(filter: EntryFilter): Promise<string[]> {
     const lines: string[] = [];
     const plan = async (sql: string, params: unknown[]) => {
-      const rows = await this.knex.raw<{ detail: string }[]>(`EXPLAIN QUERY PLAN ${sql}`, params as Knex.RawBinding[]);
-      lines.push(...rows.map((r) => r.detail));
+      if (this.db.dialect === 'sqlite') {
+        const rows = await this.db.rows<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, params);
+        lines.push(...rows.map((r) => r.detail));
+      } else {
+        const rows = await this.db.rows<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, params);
+        lines.push(...rows.map((r) => r['QUERY PLAN'].trim()));
+      }
     };
     if (filter.receivedSince !== undefined) await plan(FIRST_SEQ_RECEIVED_SINCE_SQL, [0, 0, 0]);
     if (filter.tables) await plan(`SELECT id, fingerprint FROM table_keys WHERE fingerprint IN (?)`, [Buffer.alloc(32)]);
@@ -147,7 +190,7 @@ export class EntryReader {
       ...(filter.recipients ? { recipients: filter.recipients } : {}),
       ...(filter.tables ? { tableIds: filter.tables.map((_, i) => i + 1) } : {}),
     };
-    const { sql, params } = planEntryQuery(stand);
+    const { sql, params } = planEntryQuery(stand, this.db.dialect);
     await plan(sql, params);
     return lines;
   }
@@ -172,7 +215,7 @@ export class EntryReader {
     }
     if (filter.receivedSince !== undefined) {
       const since = Math.ceil(filter.receivedSince);
-      const [first] = await this.knex.raw<{ seq: number }[]>(FIRST_SEQ_RECEIVED_SINCE_SQL, [Math.floor(since / 1000), since, since]);
+      const [first] = await this.db.rows<{ seq: number }>(FIRST_SEQ_RECEIVED_SINCE_SQL, [Math.floor(since / 1000), since, since]);
       if (!first) return null; // nothing received since then
       afterSeq = Math.max(afterSeq, first.seq - 1);
       resolved.afterSeq = afterSeq;
@@ -189,7 +232,7 @@ export class EntryReader {
       else ids.push(id);
     }
     if (missing.length > 0) {
-      const rows = await this.knex.raw<{ id: number; fingerprint: Buffer }[]>(
+      const rows = await this.db.rows<{ id: number; fingerprint: Buffer }>(
         `SELECT id, fingerprint FROM table_keys WHERE fingerprint IN (${placeholders(missing.length)})`,
         missing,
       );
@@ -205,7 +248,7 @@ export class EntryReader {
     const unknown = [...new Set(rows.map((r) => r.table_id).filter((id) => this.keys.spkiOf(id) === undefined))];
     const spkis = new Map<number, Buffer>();
     if (unknown.length > 0) {
-      const keyRows = await this.knex.raw<{ id: number; fingerprint: Buffer; spki: Buffer }[]>(
+      const keyRows = await this.db.rows<{ id: number; fingerprint: Buffer; spki: Buffer }>(
         `SELECT id, fingerprint, spki FROM table_keys WHERE id IN (${placeholders(unknown.length)})`,
         unknown,
       );

@@ -1,5 +1,10 @@
 import type { Entry } from '../entry/types.js';
 import type { ValidEntry } from '../entry/validate.js';
+import type { Dialect } from './db.js';
+import type { IdRanges } from './id-ranges.js';
+import type { PeerTable, PeerTableOptions } from './peer-table.js';
+import type { RangeQueries } from './range-queries.js';
+import type { SyncStateTable } from './sync-state.js';
 
 export interface StoredEntry {
   /** Local sequence number: the order this node stored entries in; cursors are built on it. */
@@ -73,4 +78,25 @@ export interface EntryStore {
   lastSeq(): Promise<number>;
   /** Waits for queued inserts to commit, then closes. */
   close(): Promise<void>;
+}
+
+/**
+ * Everything a node keeps, behind one owner: entries (EntryStore), the pull queries of sync,
+ * the id index sync's fingerprints are built from, the peer table and sync's own state. Each
+ * consumer gets the small interface it needs; no module outside src/store writes SQL.
+ */
+export interface Store extends EntryStore {
+  readonly backend: Dialect;
+  /** Pages of a table's entries and entries by id, for the sync pull routes. */
+  readonly ranges: RangeQueries;
+  /** Ids by table and range, and the seq-ordered walk the sync index is built from. */
+  readonly idIndex: IdRanges;
+  /** Sync's stored state: penalties and bans per peer, resumable range-pull cursors. */
+  readonly syncState: SyncStateTable;
+  /** The peer table, seen from a node whose own address is `self` (never stored as a peer). */
+  peers(opts?: PeerTableOptions): PeerTable;
+  /** The plan of every statement query(filter) runs (diagnostics and tests). */
+  explain(filter: EntryFilter): Promise<string[]>;
+  /** Registered onStored listeners (tests check that subscriptions do not leak them). */
+  readonly listenerCount: number;
 }

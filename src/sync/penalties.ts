@@ -4,7 +4,8 @@
  * same checks as anyone's puts). Honest disagreements cost nothing: an entry created slightly
  * in the future by our clock, or a proof below our bits from a peer that requires fewer.
  */
-import type { PenaltyRule } from '../peers/peer-store.js';
+import type { PeerRecord, PeerTable } from '../store/peer-table.js';
+import type { PenaltyRule, SyncStateTable } from '../store/sync-state.js';
 
 export interface Offences {
   /** Entries that failed verification (signature, id, proof, shape, size). */
@@ -48,4 +49,10 @@ export function offenceOf(code: string, peerRequiresAtLeastOurBits: boolean): ke
   if (code === 'pow_insufficient') return peerRequiresAtLeastOurBits ? 'invalid' : null;
   if (code === 'table_not_allowed') return 'wrongTable';
   return 'invalid';
+}
+
+/** Verified peers whose tables are known and that no ban holds at `now`: who may be synced with. */
+export async function unbannedPeers(peers: PeerTable, state: SyncStateTable, now: number): Promise<PeerRecord[]> {
+  const [syncable, banned] = await Promise.all([peers.syncable(), state.banned(now)]);
+  return syncable.filter((p) => !banned.has(p.onion));
 }

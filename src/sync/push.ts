@@ -6,7 +6,9 @@
  */
 import { entryToJson } from '../entry/wire.js';
 import type { ValidEntry } from '../entry/validate.js';
-import type { PeerStore } from '../peers/peer-store.js';
+import type { PeerTable } from '../store/peer-table.js';
+import type { SyncStateTable } from '../store/sync-state.js';
+import { unbannedPeers } from './penalties.js';
 import type { EntryStore, StoredNotice } from '../store/types.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { OriginLog } from './origins.js';
@@ -15,7 +17,8 @@ import type { SyncTransport } from './transport.js';
 
 export interface FreshPushOptions {
   store: Pick<EntryStore, 'onStored'>;
-  peerStore: PeerStore;
+  peers: PeerTable;
+  syncState: SyncStateTable;
   transportFor(onion: string): SyncTransport;
   origins?: OriginLog;
   log?: Logger;
@@ -73,7 +76,7 @@ export function startFreshPush(opts: FreshPushOptions): FreshPush {
     const fresh = intake;
     intake = [];
     if (fresh.length === 0 || stopped) return;
-    const peers = (await opts.peerStore.syncCandidates(clock())).filter((p) => p.failures < opts.peerStore.limits.failingAfter);
+    const peers = (await unbannedPeers(opts.peers, opts.syncState, clock())).filter((p) => p.failures < opts.peers.limits.failingAfter);
     for (const peer of peers) {
       const wanted = fresh.filter((v) => claims(peer.tables, v.tableFingerprint.toString('hex')) && opts.origins?.of(v.id) !== peer.onion);
       if (wanted.length === 0) continue;

@@ -1,24 +1,26 @@
 /**
  * The node's sync with its peers: runs sessions (one at a time per peer), turns a session's
- * offences into penalty points in the peer table, refuses banned peers, and tells listeners
+ * offences into penalty points (sync state), refuses banned peers, and tells listeners
  * about progress and outcomes. The scheduler (scheduler.ts) and `p2pdb sync` both go through
  * syncNow.
  */
 import { P2pdbError, fail, isP2pdbError } from '../errors.js';
 import type { BodyOptions, IngestResult } from '../ingest/ingest.js';
 import { normalizeOnion } from '../peers/hello.js';
-import type { PeerRecord, PeerStore, PenaltyRule } from '../peers/peer-store.js';
+import type { PeerRecord, PeerTable } from '../store/peer-table.js';
 import type { RangeQueries } from '../store/range-queries.js';
+import type { PenaltyRule, SyncStateTable } from '../store/sync-state.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { OriginLog } from './origins.js';
 import { RefusedIds } from './refused-ids.js';
-import { DEFAULT_PENALTY_RULE, penaltyPoints, POINTS } from './penalties.js';
+import { DEFAULT_PENALTY_RULE, penaltyPoints, POINTS, unbannedPeers } from './penalties.js';
 import { emptyReport, reportOfFailure, runSyncSession, type Reconciler, type SessionTuning, type SyncProgress, type SyncReport } from './session.js';
 import { sharedTables } from './shared-tables.js';
 import type { SyncTransport } from './transport.js';
 
 export interface SyncServiceDeps {
-  peerStore: PeerStore;
+  peers: PeerTable;
+  syncState: SyncStateTable;
   /** The transport to a peer (the node: httpSyncTransport over onionRequester). */
   transportFor(onion: string): SyncTransport;
   ingest(raw: Buffer, opts: BodyOptions): Promise<IngestResult[]>;
@@ -103,11 +105,11 @@ export class SyncService {
   }
 
   private async runSession(onion: string, opts: SyncNowOptions): Promise<SyncReport> {
-    const peer = await this.deps.peerStore.get(onion);
+    const peer = await this.deps.peers.get(onion);
     if (!peer || !peer.verified || peer.tables === null) fail('not_found', `${onion} is not a verified peer (say hello first)`);
-    const penalty = await this.deps.peerStore.penaltyOf(onion);
+    const penalty = await this.deps.syncState.penaltyOf(onion);
     const now = this.clock();
-    if (penalty?.bannedUntil && penalty.bannedUntil > now) {
+    if (penalty.bannedUntil && penalty.bannedUntil > now) {
       fail('peer_banned', `${onion} is banned from sync for ${Math.ceil((penalty.bannedUntil - now) / 1000)} s (it sent invalid data)`);
     }
     const shared = sharedTables(this.deps.allowedTables, peer.tables, this.deps.heldTables());
@@ -120,7 +122,7 @@ export class SyncService {
             transport: this.deps.transportFor(onion),
             ingest: this.deps.ingest,
             ranges: this.deps.ranges,
-            cursors: this.deps.peerStore,
+            cursors: this.deps.syncState,
             tables: shared.tables,
             allTables: shared.allTables,
             mirrors: (table) => this.mirrors(table),
@@ -180,7 +182,7 @@ export class SyncService {
 
   private async penalize(onion: string, points: number): Promise<boolean> {
     if (points <= 0) return false;
-    const state = await this.deps.peerStore.penalize(onion, points, this.clock(), this.rule).catch((err: Error) => {
+    const state = await this.deps.syncState.penalize(onion, points, this.clock(), this.rule).catch((err: Error) => {
       this.log.warn('could not record a penalty', { peer: onion, error: err.message });
       return undefined;
     });
@@ -213,8 +215,8 @@ export class SyncService {
    */
   async candidates(): Promise<PeerRecord[]> {
     const held = this.deps.heldTables();
-    const failing = this.deps.peerStore.limits.failingAfter;
-    return (await this.deps.peerStore.syncCandidates(this.clock())).filter(
+    const failing = this.deps.peers.limits.failingAfter;
+    return (await unbannedPeers(this.deps.peers, this.deps.syncState, this.clock())).filter(
       (p) => p.failures < failing && p.tables !== null && sharedTables(this.deps.allowedTables, p.tables, held) !== null,
     );
   }

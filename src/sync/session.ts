@@ -11,7 +11,7 @@ import { sha256 } from '../crypto/hash.js';
 import { entryToJson } from '../entry/wire.js';
 import { P2pdbError, isP2pdbError } from '../errors.js';
 import type { BodyOptions, IngestResult } from '../ingest/ingest.js';
-import type { RangeCursorRecord } from '../peers/peer-store.js';
+import type { RangeCursorRecord } from '../store/sync-state.js';
 import type { RangeEntry, RangeQueries } from '../store/range-queries.js';
 import { emptyOffences, offenceOf, type Offences } from './penalties.js';
 import type { RefusedIds } from './refused-ids.js';

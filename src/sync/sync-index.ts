@@ -14,9 +14,8 @@
  */
 import path from 'node:path';
 import { fail } from '../errors.js';
-import { IdRanges } from '../store/id-ranges.js';
-import type { SqliteEntryStore } from '../store/sqlite-store.js';
-import type { StoredNotice } from '../store/types.js';
+import type { IdRanges } from '../store/id-ranges.js';
+import type { Store, StoredNotice } from '../store/types.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { EMPTY_FINGERPRINT, fingerprintOfWords } from './fingerprint.js';
 import { prefixRange } from './prefix.js';
@@ -25,7 +24,7 @@ import { decodeSnapshot, encodeSnapshot, readSnapshot, writeSnapshot } from './s
 import { TreeView, type IdSource, type RangeHint, type SyncView } from './view.js';
 
 export interface SyncIndexOptions {
-  store: SqliteEntryStore;
+  store: Pick<Store, 'onStored' | 'idIndex'>;
   dataDir: string;
   log?: Logger;
   /**
@@ -41,8 +40,8 @@ export interface SyncIndexOptions {
 export const SNAPSHOT_FILE = 'sync-index.bin';
 const PAGE = 10_000;
 
-/** Deep nodes from SQLite, through whichever index reads fewer rows (id-ranges.ts). */
-class SqliteIds implements IdSource {
+/** Deep nodes from the store, through whichever index reads fewer rows (id-ranges.ts). */
+class StoreIds implements IdSource {
   constructor(private readonly ranges: IdRanges) {}
   idsInRange(table: Buffer, prefix: string, limit: number, hint: RangeHint): Promise<Buffer[]> {
     const { lo, hi } = prefixRange(prefix);
@@ -72,8 +71,8 @@ export class SyncIndex {
     this.file = path.join(opts.dataDir, SNAPSHOT_FILE);
     this.log = opts.log ?? silentLogger;
     this.snapshotEvery = opts.snapshotEvery ?? 1_000_000;
-    this.ranges = new IdRanges(opts.store.readKnex);
-    const source = new SqliteIds(this.ranges);
+    this.ranges = opts.store.idIndex;
+    const source = new StoreIds(this.ranges);
     // The view reads whatever forest is current (a rebuild replaces it), and only once it is:
     // an index still loading would describe a partial set, so it answers busy instead.
     this.view = new TreeView(() => this.readyForest(), source);

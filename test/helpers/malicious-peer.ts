@@ -21,10 +21,9 @@ import { readBody } from '../../src/http/body.js';
 import { newIdentity } from '../../src/identity/onion-key.js';
 import { startOnionService, type OnionService } from '../../src/node/onion-service.js';
 import { attachedTor } from '../../src/node/tor-runtime.js';
-import { openPeerStore, type PeerStore } from '../../src/peers/peer-store.js';
 import { proofValue } from '../../src/pow/cluster.js';
-import { RangeQueries, parseCursor, type RangeEntry } from '../../src/store/range-queries.js';
-import { openStore, type SqliteEntryStore } from '../../src/store/sqlite-store.js';
+import { parseCursor, type RangeEntry } from '../../src/store/range-queries.js';
+import { openStore } from '../../src/store/open.js';
 import { answerSync } from '../../src/sync/reconcile.js';
 import { SyncIndex } from '../../src/sync/sync-index.js';
 import type { Testnet, ClientTor } from '../../src/tor/testnet.js';
@@ -79,14 +78,14 @@ export async function startMaliciousPeer(
   opts: { table: TestKey; intruderTable: TestKey; to: TestKey; forged: number },
 ): Promise<MaliciousPeer> {
   const dir = tempDir('p2pdb-mallory-');
-  const store: SqliteEntryStore = await openStore({ filename: path.join(dir, 'p2pdb.sqlite'), durability: 'normal' });
+  const store = await openStore({ database: { kind: 'sqlite', filename: path.join(dir, 'p2pdb.sqlite') }, durability: 'normal' });
   const forged = await forgedEntries(opts.forged, opts.table, opts.to);
   await store.insert(forged); // straight past every check
   const index = await SyncIndex.open({ store, dataDir: dir });
-  const ranges = new RangeQueries(store.readKnex);
+  const ranges = store.ranges;
   const intruder = await makeEntry({ table: opts.intruderTable, to: opts.to, text: 'intruder' });
   const identity = newIdentity();
-  const peerStore: PeerStore = await openPeerStore({ filename: path.join(dir, 'p2pdb.sqlite'), self: identity.address });
+  const peerStore = store.peers({ self: identity.address });
   const mode = { garbage: false };
 
   const info = {
@@ -153,7 +152,6 @@ export async function startMaliciousPeer(
         server.closeAllConnections();
       });
       await index.close();
-      await peerStore.close();
       await store.close();
     },
   };

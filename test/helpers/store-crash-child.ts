@@ -1,14 +1,14 @@
 /**
  * Child for the crash test: inserts batches forever and prints each batch's ids (hex, one
  * JSON line) only after insert() has resolved. The parent SIGKILLs it mid-stream.
- * argv: <database file>
+ * argv: <database locator as JSON (src/store/database-locator.ts)>
  */
-import { openStore } from '../../src/store/sqlite-store.js';
+import { openStore } from '../../src/store/open.js';
 import { fakeEntry, fakeRecipient, fakeTable } from './store-fixtures.js';
 
-const filename = process.argv[2];
-if (!filename) throw new Error('usage: store-crash-child <database file>');
-const store = await openStore({ filename });
+const locator = process.argv[2];
+if (!locator) throw new Error('usage: store-crash-child <database locator JSON>');
+const store = await openStore({ database: JSON.parse(locator) });
 const tables = [fakeTable(), fakeTable()];
 const recipients = [fakeRecipient(), fakeRecipient(), fakeRecipient()];
 for (let i = 0; ; i++) {

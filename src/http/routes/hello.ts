@@ -9,7 +9,7 @@ import type { OnionIdentity } from '../../identity/onion-key.js';
 import { checkSignedHello, makeSignedHello, MAX_HELLO_BODY_BYTES, HELLO_PROTOCOL } from '../../peers/hello.js';
 import { HelloThrottle } from '../../peers/hello-throttle.js';
 import { parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
-import type { PeerStore } from '../../peers/peer-store.js';
+import type { PeerTable } from '../../store/peer-table.js';
 import { readBody } from '../body.js';
 
 export const PROTOCOL = HELLO_PROTOCOL;
@@ -50,7 +50,7 @@ export interface HelloRouteDeps {
   /** The node's onion identity; null when Tor is off (then POST /hello/ answers tor_off). */
   identity: OnionIdentity | null;
   /** null: no peer table (GET lists no peers, POST answers tor_off). */
-  peerStore: PeerStore | null;
+  peerStore: PeerTable | null;
   clock?: () => number;
   /** Limits on what inbound hellos may write; defaults in HELLO_THROTTLE_DEFAULTS. */
   throttle?: HelloThrottle;

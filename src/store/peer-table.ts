@@ -1,25 +1,18 @@
 /**
- * The peer table (migration 0002_peers) in the node's SQLite file.
- *
- * It has its own connection: the entry store's write connection is held by its group commit
- * and its readers are query_only. Peer writes are rare and tiny, so a second writer on the
- * same WAL file only ever waits a few ms for the entry writer (busy_timeout covers that).
+ * The peer table (0002_peers), on the store's connection for small writes (sqlite/open.ts says
+ * why SQLite gives it a connection of its own). Written with knex's query builder only, so the
+ * same code runs on SQLite and PostgreSQL.
  *
  * Trust levels: a peer is `verified` once it proved its key (a signed hello to us, or an
  * answer when we dialed its onion). Peers named in other nodes' lists are unverified
  * candidates. The table is bounded and aged; operator-added peers ('config', 'manual') are
  * never dropped automatically.
  */
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import { fail } from '../errors.js';
-import { migrationSource } from '../store/migrations.js';
-import { pragmaSql } from '../store/pragmas.js';
-import { STORE_DEFAULTS } from '../store/sqlite-store.js';
-import type { Database } from '../store/sqlite.js';
-import { isOnionAddress, type HelloMessage, type TableSet } from './hello.js';
-import type { PeerClaim, PeerSummary } from './peer-list.js';
+import { isOnionAddress, type HelloMessage, type TableSet } from '../peers/hello.js';
+import type { PeerClaim, PeerSummary } from '../peers/peer-list.js';
+import type { SerialWrites } from './serial.js';
 
 export type PeerSource = 'config' | 'manual' | 'hello' | 'learned';
 
@@ -109,34 +102,7 @@ function toRecord(r: PeerRow): PeerRecord {
   };
 }
 
-export interface PeerPenalty {
-  penalty: number;
-  /** ms since the epoch; the peer is not synced with before then. */
-  bannedUntil: number | null;
-}
-
-export interface PenaltyRule {
-  /** Points at which a peer is banned. */
-  threshold: number;
-  banMs: number;
-}
-
-/** Where a range pull from a peer stands (table sync_cursors). */
-export interface RangeCursorRecord {
-  peer: string;
-  table: Buffer;
-  /** Hex nibbles of the id prefix; '' = the whole table. */
-  prefix: string;
-  /** The peer's opaque cursor: continue after it. */
-  cursor: string;
-  /** The count the peer claimed for the range. */
-  claimed: number;
-  /** Entries received in this pull so far. */
-  fetched: number;
-  updatedAt: number;
-}
-
-export interface PeerStoreOptions {
+export interface PeerTableOptions {
   /** This node's own address: never stored as a peer. */
   self?: string;
   limits?: Partial<PeerLimits>;
@@ -144,25 +110,17 @@ export interface PeerStoreOptions {
 
 export type AddResult = 'added' | 'exists' | 'self';
 
-export class PeerStore {
+export class PeerTable {
   readonly limits: PeerLimits;
   private readonly self: string | undefined;
-  /** Multi-statement writes (make room, then insert) run one at a time, so the bound holds. */
-  private writes: Promise<unknown> = Promise.resolve();
-
   constructor(
     private readonly knex: Knex,
-    opts: PeerStoreOptions = {},
-    private readonly onClose: () => Promise<void> = async () => {},
+    /** Multi-statement writes (make room, then insert) run one at a time, so the bound holds. */
+    private readonly serial: SerialWrites,
+    opts: PeerTableOptions = {},
   ) {
     this.limits = { ...PEER_LIMITS, ...opts.limits };
     this.self = opts.self;
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.writes.then(fn, fn);
-    this.writes = run.catch(() => {});
-    return run;
   }
 
   async get(onion: string): Promise<PeerRecord | undefined> {
@@ -203,7 +161,7 @@ export class PeerStore {
   async add(onion: string, source: 'config' | 'manual', now: number): Promise<AddResult> {
     if (!isOnionAddress(onion)) fail('malformed', `not a v3 onion address: ${onion}`);
     if (onion === this.self) return 'self';
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const existing = await this.get(onion);
       if (existing) {
         if (SOURCE_RANK[source] > SOURCE_RANK[existing.source]) await this.knex('peers').where({ onion }).update({ source });
@@ -216,7 +174,7 @@ export class PeerStore {
   }
 
   async remove(onion: string): Promise<boolean> {
-    return this.serial(async () => (await this.knex('peers').where({ onion }).del()) > 0);
+    return this.serial.run(async () => (await this.knex('peers').where({ onion }).del()) > 0);
   }
 
   /**
@@ -228,7 +186,7 @@ export class PeerStore {
    */
   async recordInboundHello(hello: HelloMessage, now: number): Promise<boolean> {
     if (hello.onion === this.self) fail('hello_self', 'a hello may not claim this node’s own address');
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const described = {
         tables: encodeTables(hello.tables),
         pow_bits: hello.pow_bits,
@@ -250,7 +208,7 @@ export class PeerStore {
    * Updates only (false when the peer was removed meanwhile: an operator's removal wins).
    */
   recordContact(hello: HelloMessage, now: number, nextAttempt: number): Promise<boolean> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const updated = await this.knex('peers').where({ onion: hello.onion }).update({
         tables: encodeTables(hello.tables),
         pow_bits: hello.pow_bits,
@@ -268,7 +226,7 @@ export class PeerStore {
 
   /** A failed attempt; `next(failures)` gives the next attempt time for the new failure count. Returns that count. */
   recordFailure(onion: string, now: number, next: (failures: number) => number): Promise<number | undefined> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const peer = await this.get(onion);
       if (!peer) return undefined;
       const failures = peer.failures + 1;
@@ -283,7 +241,7 @@ export class PeerStore {
    * or failing peers, never healthy verified ones). Returns how many were added.
    */
   addCandidates(claims: readonly PeerClaim[], now: number): Promise<number> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       let added = 0;
       for (const c of claims) {
         if (c.onion === this.self || !isOnionAddress(c.onion)) continue;
@@ -319,7 +277,7 @@ export class PeerStore {
 
   /** Drops unverified and failing peers not seen for limits.staleAfterMs. Returns how many. */
   prune(now: number): Promise<number> {
-    return this.serial(() =>
+    return this.serial.run(() =>
       this.knex('peers')
         .whereNotIn('source', OPERATOR_SOURCES)
         .andWhere((q) => q.where('verified', 0).orWhere('failures', '>=', this.limits.failingAfter))
@@ -328,80 +286,10 @@ export class PeerStore {
     );
   }
 
-  // ---- Sync (migration 0003_sync_transport): penalty points, bans, range-pull cursors ----
-
-  /** A peer's penalty points and ban deadline (ms, null when not banned). */
-  async penaltyOf(onion: string): Promise<PeerPenalty | undefined> {
-    const row = (await this.knex('peers').select('penalty', 'banned_until').where({ onion }).first()) as
-      | { penalty: number; banned_until: number | null }
-      | undefined;
-    return row ? { penalty: row.penalty, bannedUntil: row.banned_until } : undefined;
-  }
-
-  /**
-   * Adds penalty points; at `rule.threshold` or more the peer is banned until now + banMs and its
-   * points start again from zero (so a ban lasts banMs, and a peer that misbehaves again after
-   * it is banned again). Returns the new state, undefined when the peer is unknown.
-   */
-  penalize(onion: string, points: number, now: number, rule: PenaltyRule): Promise<PeerPenalty | undefined> {
-    return this.serial(async () => {
-      const current = await this.penaltyOf(onion);
-      if (!current) return undefined;
-      let penalty = current.penalty + Math.max(0, Math.round(points));
-      let bannedUntil = current.bannedUntil;
-      if (penalty >= rule.threshold) {
-        bannedUntil = now + rule.banMs;
-        penalty = 0;
-      }
-      await this.knex('peers').where({ onion }).update({ penalty, banned_until: bannedUntil });
-      return { penalty, bannedUntil };
-    });
-  }
-
-  /** Verified peers with a known table list and no ban in force: who may be synced with. */
-  async syncCandidates(now: number): Promise<PeerRecord[]> {
-    const rows = (await this.knex<PeerRow>('peers')
-      .select('*')
-      .where('verified', 1)
-      .whereNotNull('tables')
-      .andWhere((q) => q.whereNull('banned_until').orWhere('banned_until', '<=', now))
-      .orderBy('onion')) as PeerRow[];
+  /** Verified peers whose table list is known: who may be synced with (sync applies its bans, sync-state.ts). */
+  async syncable(): Promise<PeerRecord[]> {
+    const rows = (await this.knex<PeerRow>('peers').select('*').where('verified', 1).whereNotNull('tables').orderBy('onion')) as PeerRow[];
     return rows.map(toRecord).filter((p) => p.onion !== this.self);
-  }
-
-  /** Unfinished range pulls from a peer, oldest first. */
-  async rangeCursors(peer: string): Promise<RangeCursorRecord[]> {
-    const rows = (await this.knex('sync_cursors').select('*').where({ peer }).orderBy('updated_at')) as {
-      peer: string;
-      table_fp: Buffer;
-      prefix: string;
-      cursor: string;
-      claimed: number;
-      fetched: number;
-      updated_at: number;
-    }[];
-    return rows.map((r) => ({ peer: r.peer, table: r.table_fp, prefix: r.prefix, cursor: r.cursor, claimed: r.claimed, fetched: r.fetched, updatedAt: r.updated_at }));
-  }
-
-  /** Records where a range pull stands (after the page before `cursor` is committed). */
-  saveRangeCursor(c: RangeCursorRecord): Promise<void> {
-    return this.serial(async () => {
-      await this.knex('sync_cursors')
-        .insert({ peer: c.peer, table_fp: c.table, prefix: c.prefix, cursor: c.cursor, claimed: c.claimed, fetched: c.fetched, updated_at: c.updatedAt })
-        .onConflict(['peer', 'table_fp', 'prefix'])
-        .merge(['cursor', 'claimed', 'fetched', 'updated_at']);
-    });
-  }
-
-  /** The range pull is complete (or abandoned). */
-  clearRangeCursor(peer: string, table: Buffer, prefix: string): Promise<void> {
-    return this.serial(async () => {
-      await this.knex('sync_cursors').where({ peer, table_fp: table, prefix }).del();
-    });
-  }
-
-  close(): Promise<void> {
-    return this.writes.then(() => this.onClose());
   }
 
   /**
@@ -425,42 +313,4 @@ export class PeerStore {
     const dropped = await this.knex('peers').whereIn('onion', victims).del();
     return n - excess + dropped;
   }
-}
-
-export interface OpenPeerStoreOptions extends PeerStoreOptions {
-  /** The node's SQLite file (the same file as the entry store). */
-  filename: string;
-}
-
-/** Opens the peer table on its own connection, migrating the file first if needed. */
-export async function openPeerStore(opts: OpenPeerStoreOptions): Promise<PeerStore> {
-  const filename = path.resolve(opts.filename);
-  await mkdir(path.dirname(filename), { recursive: true, mode: 0o700 });
-  const settings = pragmaSql({
-    role: 'writer',
-    // Peers are soft state: losing the last update on power loss is harmless.
-    durability: 'normal',
-    cacheMiB: 2,
-    walAutocheckpointPages: STORE_DEFAULTS.walAutocheckpointPages,
-    busyTimeoutMs: STORE_DEFAULTS.busyTimeoutMs,
-  });
-  const knex = knexFactory({
-    client: 'sqlite3',
-    connection: { filename },
-    useNullAsDefault: true,
-    pool: {
-      min: 1,
-      max: 1,
-      afterCreate: (conn: Database, done: (err: Error | null, conn: Database) => void) => conn.exec(settings, (err) => done(err, conn)),
-    },
-  });
-  try {
-    // latest() takes the migration lock (a write) even with nothing to do; the node has usually migrated already.
-    const [, pending] = (await knex.migrate.list({ migrationSource })) as [unknown[], unknown[]];
-    if (pending.length > 0) await knex.migrate.latest({ migrationSource });
-  } catch (err) {
-    await knex.destroy();
-    fail('internal', `cannot open the peer table in ${filename}: ${(err as Error).message}`);
-  }
-  return new PeerStore(knex, opts, () => knex.destroy());
 }
