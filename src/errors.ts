@@ -50,6 +50,10 @@ export type ErrorCode =
   | 'mint_cancelled'
   | 'keystore_locked'
   | 'sync_malformed'
+  // the local PostgreSQL server that tests, benches and the testnet start (src/store/postgres/local-server.ts)
+  | 'postgres_unavailable'
+  | 'postgres_failed'
+  | 'postgres_port_in_use'
   | 'internal';
 
 /** HTTP status for each code that can reach a client over the wire. */
@@ -100,6 +104,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   mint_cancelled: 400,
   keystore_locked: 400,
   sync_malformed: 400,
+  postgres_unavailable: 503,
+  postgres_failed: 503,
+  postgres_port_in_use: 503,
   internal: 500,
 };
 
