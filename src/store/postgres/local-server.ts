@@ -296,7 +296,7 @@ export function databaseUrlOf(serverUrl: string, name: string): string {
 }
 
 async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
   client.on('error', () => undefined); // a dropped connection rejects the query in flight
   await client.connect();
   try {
@@ -352,6 +352,16 @@ function fileSize(file: string): number {
     return statSync(file).size;
   } catch {
     return 0;
+  }
+}
+
+/** The postmaster's pid (line 1) and status (line 8: "starting", "ready", "stopping"...). */
+function readPidFile(dataDir: string): { pid?: number; status?: string } {
+  try {
+    const lines = readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n');
+    return { pid: Number(lines[0]), status: lines[7]?.trim() };
+  } catch {
+    return {};
   }
 }
 
@@ -481,16 +491,26 @@ class Server implements LocalPostgres {
         const clash = /could not bind IPv4 address "127\.0\.0\.1": Address already in use|could not create any TCP\/IP sockets/.test(tail);
         fail(clash ? 'postgres_port_in_use' : 'postgres_failed', `PostgreSQL (port ${this.port}, ${this.dataDir}) did not start: ${note ?? 'spawn failed'}\n${tail}`);
       }
-      try {
-        const dataDir = await withClient(`postgres://postgres@127.0.0.1:${this.port}/postgres`, async (c) => {
+      // What pg_ctl -w waits for: our postmaster's pid file says "ready" (sockets bound, recovery
+      // done). Only then connect, so a foreign server that took the port is never waited on.
+      const pidFile = readPidFile(this.dataDir);
+      if (pidFile.pid !== child.pid) {
+        last = 'no postmaster.pid of ours yet';
+      } else if (pidFile.status !== 'ready') {
+        last = `postmaster.pid status ${JSON.stringify(pidFile.status ?? '')}`;
+      } else {
+        const answer = withClient(`postgres://postgres@127.0.0.1:${this.port}/postgres`, async (c) => {
           const r = await c.query<{ data_directory: string }>('SHOW data_directory');
           return r.rows[0]?.data_directory ?? '';
         });
-        // Another server may hold the port (ours then fails to bind and exits: see above).
-        if (realpathSync(dataDir) === ours) return;
-        last = `port ${this.port} answered for ${dataDir}`;
-      } catch (err) {
-        last = (err as Error).message; // refused, or "the database system is starting up"
+        answer.catch(() => undefined);
+        try {
+          const dataDir = await Promise.race([answer, this.childExit!.then(() => undefined)]);
+          if (dataDir !== undefined && realpathSync(dataDir) === ours) return;
+          if (dataDir !== undefined) last = `port ${this.port} answered for ${dataDir}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
       }
       if (Date.now() > deadline) {
         fail('postgres_failed', `PostgreSQL (port ${this.port}, ${this.dataDir}) did not accept connections within ${this.cfg.timeoutMs} ms (${last})\n${logSince(this.logFile, logFrom)}`);
