@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# --quiet: no progress lines. --test: also what only the tests need (Debian's chromium).
+# --quiet: no progress lines. --test: also what only the tests need (Debian's chromium and
+# PostgreSQL server binaries).
 quiet=0
 for_tests=0
 for arg in "$@"; do
@@ -84,5 +85,55 @@ if [ "$for_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
     fi
   else
     say "chromium is not installed: run 'sudo apt-get install -y chromium' to run the browser-app tests"
+  fi
+fi
+
+# 6. PostgreSQL's server binaries (Debian's postgresql), for the PostgreSQL backend's tests. Tests
+#    start throwaway servers of their own (src/store/postgres/local-server.ts) on 127.0.0.1 and
+#    never use a system service, so the cluster Debian's package creates is stopped and kept from
+#    starting again. Only for `npm test`.
+have_postgres_server() {
+  local d IFS=:
+  # The same places local-server.ts looks: P2PDB_PG_BINDIR, Debian's layout, pg_config, PATH.
+  for d in ${P2PDB_PG_BINDIR:-} /usr/lib/postgresql/*/bin $(pg_config --bindir 2>/dev/null || true) $PATH; do
+    [ -n "$d" ] && [ -x "$d/postgres" ] && [ -x "$d/initdb" ] && return 0
+  done
+  return 1
+}
+# Stops every running Debian cluster (pg_lsclusters / pg_ctlcluster), marks it 'manual' in its
+# start.conf so neither boot nor the service starts it, and disables the service under systemd.
+stop_system_postgres() {
+  local ver name port status conf
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    while read -r ver name port status _; do
+      [ -n "$name" ] || continue
+      case "$status" in
+        online*) say "stopping the system PostgreSQL cluster $ver/$name (port $port): p2pdb starts its own servers"
+                 pg_ctlcluster "$ver" "$name" stop >&2 || say "could not stop PostgreSQL cluster $ver/$name" ;;
+      esac
+      conf="/etc/postgresql/$ver/$name/start.conf"
+      if [ -f "$conf" ] && grep -qx 'auto' "$conf"; then
+        sed -i 's/^auto$/manual/' "$conf" || true
+      fi
+    done < <(pg_lsclusters --no-header 2>/dev/null || true)
+  fi
+  # Only where systemd really runs (not in most containers); never fatal.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+    systemctl disable --now postgresql >/dev/null 2>&1 || true
+  fi
+}
+if [ "$for_tests" = 1 ] && ! have_postgres_server; then
+  if [ "${P2PDB_SKIP_POSTGRES_INSTALL:-}" = 1 ]; then
+    say "PostgreSQL's server is not installed (P2PDB_SKIP_POSTGRES_INSTALL=1: not installing it; the PostgreSQL tests will say so)"
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing postgresql (apt-get), for the PostgreSQL backend's tests"
+    if apt_install postgresql; then
+      stop_system_postgres
+    else
+      say "could not install postgresql; the PostgreSQL tests cannot run"
+    fi
+  else
+    say "PostgreSQL's server is not installed: run 'sudo apt-get install -y postgresql' (then 'sudo systemctl disable --now postgresql': the tests start their own servers) to run the PostgreSQL tests"
   fi
 fi

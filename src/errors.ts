@@ -51,6 +51,10 @@ export type ErrorCode =
   | 'keystore_locked'
   | 'sync_malformed'
   | 'store_unavailable'
+  // the local PostgreSQL server that tests, benches and the testnet start (src/store/postgres/local-server.ts)
+  | 'postgres_unavailable'
+  | 'postgres_failed'
+  | 'postgres_port_in_use'
   | 'internal';
 
 /** HTTP status for each code that can reach a client over the wire. */
@@ -102,6 +106,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   keystore_locked: 400,
   sync_malformed: 400,
   store_unavailable: 503,
+  postgres_unavailable: 503,
+  postgres_failed: 503,
+  postgres_port_in_use: 503,
   internal: 500,
 };
 
