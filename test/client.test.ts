@@ -31,6 +31,7 @@ import type { RunningNode } from '../src/node/node.js';
 import { waitFor } from '../src/tor/wait.js';
 import { closedPort } from './helpers/cli.js';
 import { startTestNode } from './helpers/node.js';
+import { onBackend } from './helpers/backend.js';
 
 let node: RunningNode;
 let client: P2pdbClient;
@@ -133,7 +134,7 @@ describe('keys and crypto', () => {
   });
 });
 
-describe('put and get', () => {
+describe(onBackend('put and get'), () => {
   it('puts entries (minting on worker threads, with progress) and reads them back page by page, verified and decrypted', async () => {
     const progress: number[] = [];
     const ids: string[] = [];
@@ -156,7 +157,7 @@ describe('put and get', () => {
   });
 });
 
-describe('subscribe', () => {
+describe(onBackend('subscribe'), () => {
   it('receives live entries and resumes by Last-Event-ID after the connection is cut, without gaps or duplicates', async () => {
     const proxy = await cuttableProxy(node.port);
     const via = new P2pdbClient(proxy.url);

@@ -31,7 +31,7 @@ import { helloSigningText, makeSignedHello, type HelloMessage } from '../src/pee
 import type { PeerTable } from '../src/store/peer-table.js';
 import { openStore } from '../src/store/open.js';
 import type { Store } from '../src/store/types.js';
-import { freshDatabase } from './helpers/backend.js';
+import { freshDatabase, onBackend } from './helpers/backend.js';
 import { decodeReply, encodeRequest, type Item, type SyncRequest } from '../src/sync/codec.js';
 import { silentLogger } from '../src/util/log.js';
 import { makeEntry, testKey, type MadeEntry, type TestKey } from './helpers/entries.js';
@@ -1067,7 +1067,7 @@ function assertNoFindings(stats: RunStats): void {
 
 // Found by seed 342882215 (get #9, subscribe #44, sync-range #143): headers over Node's 16 KiB
 // were answered 431 with code payload_too_large, whose status is 413 (fixed in node.ts).
-test('regression: request headers over the limit answer 413 payload_too_large', async () => {
+test(onBackend('regression: request headers over the limit answer 413 payload_too_large'), async () => {
   for (const path of [`/get/?tables=${'x'.repeat(20_000)}`, `/subscribe/?after=0&${'a'.repeat(20_000)}`, `/sync/range?table=${'0'.repeat(20_000)}`]) {
     const res = await send(world.port, { method: 'GET', path, headers: [], stream: true });
     assert.ok(typeof res === 'object', `an answer for ${path.slice(0, 20)}`);
@@ -1079,7 +1079,7 @@ test('regression: request headers over the limit answer 413 payload_too_large', 
   assert.deepEqual([big.status, JSON.parse(big.body.toString('utf8')).error.code], [413, 'payload_too_large']);
 });
 
-test('regression: bytes after a request that parsed are answered after it, so its client learns it was stored', async () => {
+test(onBackend('regression: bytes after a request that parsed are answered after it, so its client learns it was stored'), async () => {
   // A Content-Length shorter than what was sent: the node reads one NDJSON line as the body (a
   // valid entry, stored) and fails on the rest. It used to answer the rest's 400 first and close,
   // so the client never saw that its entry had been stored (found by the put-batch fuzz).
@@ -1105,45 +1105,45 @@ test('regression: bytes after a request that parsed are answered after it, so it
 
 // ---------- the runs ----------
 
-test('fuzz POST /put/:id (JSON and form, mutated fields, framing)', async () => {
+test(onBackend('fuzz POST /put/:id (JSON and form, mutated fields, framing)'), async () => {
   assertNoFindings(await runTarget('put-id', 900, world.port, putIdCase));
 });
 
-test('fuzz POST /put/ (JSON array and NDJSON batches)', async () => {
+test(onBackend('fuzz POST /put/ (JSON array and NDJSON batches)'), async () => {
   assertNoFindings(await runTarget('put-batch', 500, world.port, putBatchCase));
 });
 
-test('fuzz GET /get/ query strings', async () => {
+test(onBackend('fuzz GET /get/ query strings'), async () => {
   assertNoFindings(await runTarget('get', 500, world.port, getCase));
 });
 
-test('fuzz GET /subscribe/ query strings (first answer, then close)', async () => {
+test(onBackend('fuzz GET /subscribe/ query strings (first answer, then close)'), async () => {
   assertNoFindings(await runTarget('subscribe', 250, world.port, subscribeCase));
 });
 
-test('fuzz POST /hello/ on a hello app with an onion identity', async () => {
+test(onBackend('fuzz POST /hello/ on a hello app with an onion identity'), async () => {
   assertNoFindings(await runTarget('hello', 400, world.hello.port, helloCase));
 });
 
-test('fuzz POST /sync/ (binary mutations of encoded requests)', async () => {
+test(onBackend('fuzz POST /sync/ (binary mutations of encoded requests)'), async () => {
   assertNoFindings(await runTarget('sync', 400, world.port, syncCase));
 });
 
-test('fuzz POST /sync/ (well-encoded requests with odd content)', async () => {
+test(onBackend('fuzz POST /sync/ (well-encoded requests with odd content)'), async () => {
   assertNoFindings(await runTarget('sync-structured', 300, world.port, syncStructuredCase));
 });
 
-test('fuzz POST /sync/fetch', async () => {
+test(onBackend('fuzz POST /sync/fetch'), async () => {
   assertNoFindings(await runTarget('sync-fetch', 250, world.port, fetchCase));
 });
 
-test('fuzz GET /sync/range and GET /index/', async () => {
+test(onBackend('fuzz GET /sync/range and GET /index/'), async () => {
   const stats = await runTarget('sync-range', 300, world.port, rangeCase);
   const index = await runTarget('index', 60, world.port, indexCase);
   assertNoFindings({ ...stats, findings: [...stats.findings, ...index.findings] });
 });
 
-test('after the fuzz: the node answers, what is stored is valid, nothing stored before is lost', async () => {
+test(onBackend('after the fuzz: the node answers, what is stored is valid, nothing stored before is lost'), async () => {
   const hello = await fetch(`${world.node.url}/hello/`);
   assert.equal(hello.status, 200);
   assert.equal(((await hello.json()) as { protocol: string }).protocol, 'p2pdb/1');

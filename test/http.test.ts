@@ -14,6 +14,7 @@ import { startNode, type RunningNode } from '../src/node/node.js';
 import { silentLogger } from '../src/util/log.js';
 import { getJson, makeEntry, postJson, testKey, type TestKey } from './helpers/entries.js';
 import { startTestNode } from './helpers/node.js';
+import { onBackend } from './helpers/backend.js';
 
 let node: RunningNode;
 let table: TestKey;
@@ -44,7 +45,7 @@ after(async () => {
   await node.close();
 });
 
-describe('round trip', () => {
+describe(onBackend('round trip'), () => {
   it('stores a put, serves it by /get/, and the recipient decrypts it', async () => {
     const made = await makeEntry({ table, to: alice, text: 'hello alice' });
     const put = await postJson(`${node.url}/put/${made.idHex}`, made.json);
@@ -109,7 +110,7 @@ describe('round trip', () => {
   });
 });
 
-describe('refusals', () => {
+describe(onBackend('refusals'), () => {
   it('id_mismatch: the URL id is not the hash of the content', async () => {
     const made = await makeEntry({ table, to: alice, text: 'x' });
     const wrong = (made.id[0]! ^ 1).toString(16).padStart(2, '0') + made.idHex.slice(2);
@@ -255,7 +256,7 @@ describe('refusals', () => {
   });
 });
 
-describe('batches', () => {
+describe(onBackend('batches'), () => {
   it('answers entry by entry: stored, duplicate, rejected', async () => {
     const a = await makeEntry({ table, to: alice, text: 'batch a' });
     const b = await makeEntry({ table, to: bob, text: 'batch b' });
@@ -293,7 +294,7 @@ describe('batches', () => {
   });
 });
 
-describe('/get/ filters', () => {
+describe(onBackend('/get/ filters'), () => {
   let tableB: TestKey;
   const made: { idHex: string; to: TestKey; table: TestKey }[] = [];
   before(async () => {
@@ -366,7 +367,7 @@ describe('/get/ filters', () => {
   });
 });
 
-describe('the node itself', () => {
+describe(onBackend('the node itself'), () => {
   it('/hello/ says what it is', async () => {
     const res = await getJson(`${node.url}/hello/`);
     assert.equal(res.status, 200);

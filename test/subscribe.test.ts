@@ -14,6 +14,7 @@ import { silentLogger } from '../src/util/log.js';
 import { getJson, makeEntry, postJson, testKey, type MadeEntry, type TestKey } from './helpers/entries.js';
 import { openStream, type RawStream } from './helpers/sse.js';
 import { tempDir } from './helpers/tmp.js';
+import { onBackend } from './helpers/backend.js';
 
 const MAX_SUBSCRIBERS = 12;
 let node: RunningNode;
@@ -56,7 +57,7 @@ after(async () => {
   await node.close();
 });
 
-describe('GET /subscribe/', () => {
+describe(onBackend('GET /subscribe/'), () => {
   it('replays what is stored after the cursor, then sends new entries as they are committed, in the /get/ form', async () => {
     const e1 = await makeEntry({ table, to: alice, text: 'one', bits: 4 });
     const e2 = await makeEntry({ table, to: alice, text: 'two', bits: 4 });

@@ -91,7 +91,7 @@ function lines(text: string): { id: string; table: string }[] {
     .map((l) => JSON.parse(l) as { id: string; table: string });
 }
 
-test('POST /sync/ refuses bad messages with stable codes and stores nothing', async () => {
+test(onBackend('POST /sync/ refuses bad messages with stable codes and stores nothing'), async () => {
   const before = await remote.store.count();
   const wrongType = await call('POST', '/sync/', '{}', 'application/json');
   assert.equal(wrongType.status, 415);
@@ -107,7 +107,7 @@ test('POST /sync/ refuses bad messages with stable codes and stores nothing', as
   assert.equal(await remote.store.count(), before);
 });
 
-test('POST /sync/fetch returns the entries that exist and refuses bad bodies', async () => {
+test(onBackend('POST /sync/fetch returns the entries that exist and refuses bad bodies'), async () => {
   const wanted = [remoteEntries[0]!.idHex, remoteEntries[7]!.idHex, 'ab'.repeat(32)];
   const ok = await call('POST', '/sync/fetch', JSON.stringify({ ids: wanted }), 'application/json');
   assert.equal(ok.status, 200);
@@ -129,7 +129,7 @@ test('POST /sync/fetch returns the entries that exist and refuses bad bodies', a
   }
 });
 
-test('GET /sync/range pages a whole table by cursor, and an id prefix by id', async () => {
+test(onBackend('GET /sync/range pages a whole table by cursor, and an id prefix by id'), async () => {
   const seen: string[] = [];
   let after: string | null = null;
   let pages = 0;
@@ -174,7 +174,7 @@ test('GET /sync/range pages a whole table by cursor, and an id prefix by id', as
   assert.equal(empty.headers.get('x-p2pdb-next'), null);
 });
 
-test('GET /sync/range refuses bad tables, prefixes, cursors and limits', async () => {
+test(onBackend('GET /sync/range refuses bad tables, prefixes, cursors and limits'), async () => {
   const t = tableFp.toString('hex');
   const cases: [string, number, string][] = [
     ['', 400, 'malformed'],
@@ -201,7 +201,7 @@ test('GET /sync/range refuses bad tables, prefixes, cursors and limits', async (
   assert.equal((await fetch(`${remote.url}/hello/`)).status, 200, 'the node keeps working');
 });
 
-test('GET /index/ lists per-table counts and fingerprint roots of mirrored tables only', async () => {
+test(onBackend('GET /index/ lists per-table counts and fingerprint roots of mirrored tables only'), async () => {
   const r = await call('GET', '/index/');
   assert.equal(r.status, 200);
   assert.equal(r.json.protocol, 'p2pdb/1');
@@ -214,7 +214,7 @@ test('GET /index/ lists per-table counts and fingerprint roots of mirrored table
   assert.deepEqual(w.tables, []);
 });
 
-test('prefix bounds cover exactly the ids under a prefix', () => {
+test(onBackend('prefix bounds cover exactly the ids under a prefix'), () => {
   assert.deepEqual(prefixBounds(''), { lo: Buffer.alloc(32), hi: null });
   assert.equal(prefixBounds('a').hi!.toString('hex'), 'b'.padEnd(64, '0'));
   assert.equal(prefixBounds('0f').hi!.toString('hex'), '1'.padEnd(64, '0'));
@@ -293,7 +293,7 @@ function session(local: LocalSide, extra: Partial<SessionDeps> = {}): Promise<Sy
   });
 }
 
-test('a session pulls what the peer has, pushes what it lacks, and a second one finds nothing to do', async () => {
+test(onBackend('a session pulls what the peer has, pushes what it lacks, and a second one finds nothing to do'), async () => {
   const local = await localSide();
   try {
     await local.ingestor.ingest(localOnly.map((e) => e.json));
@@ -312,7 +312,7 @@ test('a session pulls what the peer has, pushes what it lacks, and a second one 
   }
 });
 
-test('entries refused for a proof below our bits (from a peer that asks fewer) are not verified or refused again', async () => {
+test(onBackend('entries refused for a proof below our bits (from a peer that asks fewer) are not verified or refused again'), async () => {
   // The remote node takes 12-bit proofs; this side asks for 20, so it must refuse all of them.
   const local = await localSide(20);
   try {
@@ -334,7 +334,7 @@ test('entries refused for a proof below our bits (from a peer that asks fewer) a
   }
 });
 
-test('an interrupted bootstrap resumes from its saved cursor without loss or duplicates', async () => {
+test(onBackend('an interrupted bootstrap resumes from its saved cursor without loss or duplicates'), async () => {
   const local = await localSide();
   try {
     const total = (await allIds(remote.store)).length;
@@ -367,7 +367,7 @@ test('an interrupted bootstrap resumes from its saved cursor without loss or dup
   }
 });
 
-test('a peer answering malformed sync messages is penalised, then banned and no longer synced with', async () => {
+test(onBackend('a peer answering malformed sync messages is penalised, then banned and no longer synced with'), async () => {
   const local = await localSide();
   const garbage = createServer((req, res) => {
     req.resume();
@@ -401,7 +401,7 @@ test('a peer answering malformed sync messages is penalised, then banned and no 
   }
 });
 
-test('a node holding part of a table pulls the rest as id-prefix ranges, page by page', async () => {
+test(onBackend('a node holding part of a table pulls the rest as id-prefix ranges, page by page'), async () => {
   const local = await localSide();
   try {
     await local.ingestor.ingest([remoteEntries[0]!.json]);
@@ -432,7 +432,7 @@ test('a node holding part of a table pulls the rest as id-prefix ranges, page by
   }
 });
 
-test('fresh entries are pushed to peers whose tables they are in, never back to the peer they came from', async () => {
+test(onBackend('fresh entries are pushed to peers whose tables they are in, never back to the peer they came from'), async () => {
   const local = await localSide();
   const target = await startTestNode();
   let started: FreshPush | undefined;
@@ -468,7 +468,7 @@ test('fresh entries are pushed to peers whose tables they are in, never back to 
   }
 });
 
-test('the request gate serves a few sync requests at once, queues a few more, refuses the rest as busy', async () => {
+test(onBackend('the request gate serves a few sync requests at once, queues a few more, refuses the rest as busy'), async () => {
   const gate = new RequestGate(1, 1);
   let release!: () => void;
   const first = gate.run(() => new Promise<string>((resolve) => (release = () => resolve('first'))));
@@ -479,7 +479,7 @@ test('the request gate serves a few sync requests at once, queues a few more, re
   assert.equal(await gate.run(async () => 'again'), 'again');
 });
 
-test('the scheduler syncs a new peer at once and backs off exponentially while it fails', async () => {
+test(onBackend('the scheduler syncs a new peer at once and backs off exponentially while it fails'), async () => {
   const local = await localSide();
   const deadUrl = `http://127.0.0.1:${await closedPort()}`; // nothing listens there
   let scheduler: SyncScheduler | undefined;
@@ -507,7 +507,7 @@ test('the scheduler syncs a new peer at once and backs off exponentially while i
   }
 });
 
-test('the local control listener wants its bearer token and streams a sync as NDJSON lines', async () => {
+test(onBackend('the local control listener wants its bearer token and streams a sync as NDJSON lines'), async () => {
   const local = await localSide();
   const service = serviceFor(local, remote.url);
   const control = await startControlListener(service, silentLogger);
@@ -547,7 +547,7 @@ test('the local control listener wants its bearer token and streams a sync as ND
   }
 });
 
-test('p2pdb sync without a running node says so', async () => {
+test(onBackend('p2pdb sync without a running node says so'), async () => {
   const r = await runScript(CLI_MAIN, ['sync', newIdentity().address, '--data', tempDir('p2pdb-sync-cli-')]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /error \[node_unreachable\]: no running node with Tor found/);
@@ -555,14 +555,14 @@ test('p2pdb sync without a running node says so', async () => {
   assert.equal(usage.code, 2);
 });
 
-test('syncIntervalMs is a setting: 0 turns the periodic sync off, nonsense is refused', () => {
+test(onBackend('syncIntervalMs is a setting: 0 turns the periodic sync off, nonsense is refused'), () => {
   assert.equal(resolveConfig({}).syncIntervalMs, 60_000);
   assert.equal(resolveConfig({ syncIntervalMs: '0' }).syncIntervalMs, 0);
   assert.equal(resolveConfig(configFromEnv({ P2PDB_SYNC_INTERVAL_MS: '5000' })).syncIntervalMs, 5000);
   assert.throws(() => resolveConfig({ syncIntervalMs: -1 }), (e: P2pdbError) => e.code === 'config_invalid');
 });
 
-test('shared tables: our policy meets the peer’s claim; penalties: points per offence, capped at the threshold', () => {
+test(onBackend('shared tables: our policy meets the peer’s claim; penalties: points per offence, capped at the threshold'), () => {
   const [t1, t2, t3] = ['11', '22', '33'].map((c) => c.repeat(32));
   const held = [Buffer.from(t3!, 'hex')];
   const hex = (s: ReturnType<typeof sharedTables>) => s && { tables: s.tables.map((b) => b.toString('hex')), allTables: s.allTables };
@@ -583,7 +583,7 @@ test('shared tables: our policy meets the peer’s claim; penalties: points per 
   assert.equal(offenceOf('created_in_future', true), null, 'clock skew is not an offence');
 });
 
-test('a node whose sync index must be rebuilt serves puts and reads at once; sync answers busy until the index is ready', async () => {
+test(onBackend('a node whose sync index must be rebuilt serves puts and reads at once; sync answers busy until the index is ready'), async () => {
   const dataDir = tempDir('p2pdb-index-rebuild-');
   const config = resolveConfig({ dataDir, port: 0, powBits: 12 });
   const first = await startNode(config, { log: silentLogger });

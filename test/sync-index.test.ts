@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { ValidEntry } from '../src/entry/validate.js';
 import { openStore } from '../src/store/open.js';
 import type { Store } from '../src/store/types.js';
-import { freshDatabase } from './helpers/backend.js';
+import { freshDatabase, onBackend } from './helpers/backend.js';
 import { fingerprintOfIds } from '../src/sync/fingerprint.js';
 import { MemoryIds } from '../src/sync/memory-ids.js';
 import { idHasPrefix, prefixOf, prefixRange } from '../src/sync/prefix.js';
@@ -91,7 +91,7 @@ function readySource(lines: Record<string, unknown>[]): unknown {
   return lines.filter((l) => l.msg === 'sync index ready').at(-1)?.source;
 }
 
-describe('SyncIndex over a real store', () => {
+describe(onBackend('SyncIndex over a real store'), () => {
   test('roots equal a from-scratch recomputation as entries arrive', async () => {
     const node = await newNode();
     const index = await openIndex({ store: node.store, dataDir: node.dir });
@@ -268,7 +268,7 @@ describe('SyncIndex over a real store', () => {
   });
 });
 
-describe('two real stores reconcile to equality', () => {
+describe(onBackend('two real stores reconcile to equality'), () => {
   test('need, give and ranges, then transfer: roots become equal', async () => {
     const a = await newNode();
     const b = await newNode();

@@ -10,9 +10,9 @@ export interface NodeProcess {
   exited: Promise<void>;
 }
 
-/** Starts a node in a child process and resolves once it reports its URL. */
-export function spawnNode(dataDir: string, powBits = 12): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [script, dataDir, String(powBits)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts a node in a child process and resolves once it reports its URL; `database` as --database (default SQLite in dataDir). */
+export function spawnNode(dataDir: string, powBits = 12, database?: string): Promise<NodeProcess> {
+  const child = spawn(process.execPath, [script, dataDir, String(powBits), ...(database ? [database] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     let buf = '';
