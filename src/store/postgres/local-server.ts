@@ -395,6 +395,7 @@ class Server implements LocalPostgres {
   private guard: ChildProcess | undefined;
   private disposed = false;
   private stopping: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
 
   constructor(private readonly cfg: ServerConfig) {
     this.dir = cfg.dir;
@@ -433,7 +434,15 @@ class Server implements LocalPostgres {
     this.child?.kill('SIGQUIT');
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    // Concurrent calls share one start; a call while it runs must not resolve before it is ready.
+    this.starting ??= this.startOnce().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     if (this.disposed) fail('postgres_failed', `the PostgreSQL server in ${this.dir} was stopped and its directory removed; start a new one`);
     if (this.child) return;
     installExitHook();
