@@ -312,8 +312,14 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
  */
 export async function createDatabaseAt(serverUrl: string, name = `p2pdb_${randomBytes(8).toString('hex')}`): Promise<string> {
   if (!NAME.test(name)) fail('config_invalid', `database name ${JSON.stringify(name)} is not a lower-case identifier of at most 63 characters`);
-  // template0: nobody can be connected to it, which CREATE DATABASE would refuse.
-  await withClient(serverUrl, (c) => c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0`));
+  await withClient(serverUrl, async (c) => {
+    // FILE_COPY checkpoints, cheap without fsync (about 140 ms against 220 ms for WAL_LOG here) but
+    // seconds with it; WAL_LOG (the default) writes the copy to the WAL instead.
+    const fsync = (await c.query<{ fsync: string }>('SHOW fsync')).rows[0]?.fsync;
+    const strategy = fsync === 'off' ? 'FILE_COPY' : 'WAL_LOG';
+    // template0: nobody can be connected to it, which CREATE DATABASE would refuse.
+    await c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0 STRATEGY ${strategy}`);
+  });
   return databaseUrlOf(serverUrl, name);
 }
 
@@ -389,6 +395,7 @@ class Server implements LocalPostgres {
   private guard: ChildProcess | undefined;
   private disposed = false;
   private stopping: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
 
   constructor(private readonly cfg: ServerConfig) {
     this.dir = cfg.dir;
@@ -427,7 +434,15 @@ class Server implements LocalPostgres {
     this.child?.kill('SIGQUIT');
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    // Concurrent calls share one start; a call while it runs must not resolve before it is ready.
+    this.starting ??= this.startOnce().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     if (this.disposed) fail('postgres_failed', `the PostgreSQL server in ${this.dir} was stopped and its directory removed; start a new one`);
     if (this.child) return;
     installExitHook();
