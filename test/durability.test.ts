@@ -114,7 +114,7 @@ test(
             const e: MadeEntry = pool[i]!;
             const res = await postJson(`${node.url}/put/${e.idHex}`, e.json).catch(() => undefined);
             if (res?.status === 201 || res?.status === 200) acknowledged.add(e.idHex);
-            else if (res) refusals.set(String(res.body?.code), (refusals.get(String(res.body?.code)) ?? 0) + 1);
+            else if (res) refusals.set(String(res.body?.error?.code), (refusals.get(String(res.body?.error?.code)) ?? 0) + 1);
             if (!killed && acknowledged.size >= 25) {
               killed = true;
               void server.kill('SIGKILL').then(resolve);
@@ -129,7 +129,7 @@ test(
       const during = await makeEntry({ table, to: alice, text: 'while down' });
       const down = await postJson(`${node.url}/put/${during.idHex}`, during.json);
       assert.equal(down.status, 503, JSON.stringify(down.body));
-      assert.equal(down.body.code, 'store_unavailable');
+      assert.equal(down.body.error?.code, 'store_unavailable');
       for (const code of refusals.keys()) assert.equal(code, 'store_unavailable', `refusals: ${JSON.stringify([...refusals])}`);
 
       await server.start(); // crash recovery replays the WAL here

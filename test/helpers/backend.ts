@@ -4,6 +4,7 @@
  * (sqlite, the default, or postgres): the same tests, parameterised by this file, not copied.
  * On postgres every store or node gets a fresh database on the run's shared server.
  */
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDatabase, type DatabaseLocator } from '../../src/store/database-locator.js';
 import { openStore } from '../../src/store/open.js';
@@ -27,6 +28,8 @@ const postgres = TEST_BACKEND === 'postgres' ? usePostgres() : undefined;
 
 /** A fresh database: a SQLite file under `dir`, or a new database on the run's PostgreSQL. */
 export async function freshDatabase(dir: string, file = 'p2pdb.sqlite'): Promise<DatabaseLocator> {
+  // The directory exists on both backends: a node keeps more than its database there (the sync index snapshot).
+  await mkdir(dir, { recursive: true });
   if (postgres) return parseDatabase(await postgres.database(), dir);
   return { kind: 'sqlite', filename: path.resolve(dir, file) };
 }

@@ -12,7 +12,7 @@ import { KeyDirectory } from '../keys.js';
 import { asInternalError, KnexStore } from '../store.js';
 import { EntryWriter } from '../writer.js';
 import { postgresMigrationSource } from './migrations.js';
-import { PostgresWriteConnection } from './writer.js';
+import { isConnectionLost, PostgresWriteConnection } from './writer.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user[:password]@host[:port]/database[?…] */
@@ -42,20 +42,8 @@ export function redactDatabaseUrl(url: string): string {
   }
 }
 
-/** SQLSTATE classes and socket errors that mean the server cannot be reached or is going away. */
-function isUnavailable(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' ? e.code : '';
-  const message = typeof e?.message === 'string' ? e.message : '';
-  return (
-    /^(08|57P)/.test(code) ||
-    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND'].includes(code) ||
-    /Connection terminated|Timeout acquiring a connection|terminating connection|the database system is (starting|shutting) up/i.test(message)
-  );
-}
-
 export function postgresStoreError(err: unknown, what: string): P2pdbError {
-  if (isUnavailable(err)) {
+  if (isConnectionLost(err) || (err as { code?: unknown })?.code === 'ENOTFOUND') {
     const message = err instanceof Error ? err.message : String(err);
     return Object.assign(new P2pdbError('store_unavailable', `${what}: the database cannot be reached (${message}); nothing was stored, try again`), { cause: err });
   }

@@ -77,26 +77,45 @@ function insertSql(rows: number): string {
   return sql;
 }
 
+/** knex's pool discards a connection it finds marked so. */
+type PooledClient = pg.ClientBase & { __knex__disposed?: unknown };
+
+/** The connection is gone (server killed, restarted, network), as opposed to a refused statement. */
+export function isConnectionLost(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return (
+    /^(08|57P)/.test(code) ||
+    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code) ||
+    /Connection terminated|not queryable|terminating connection|server closed the connection|the database system is (starting|shutting) up|Timeout acquiring a connection/i.test(message)
+  );
+}
+
 export class PostgresWriteConnection implements WriteConnection {
   constructor(private readonly knex: Knex) {}
 
   async transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
-    // A connection from the pool per transaction: one that died with the server is dropped by
-    // the pool, so the next write after a restart gets a fresh one.
-    const client = (await this.knex.client.acquireConnection()) as pg.ClientBase;
-    try {
-      await client.query('BEGIN');
+    // A connection from the pool per transaction. One that died with the server (a restart)
+    // is thrown away; when that shows at BEGIN, nothing was sent, so a fresh one is tried.
+    for (let attempt = 1; ; attempt++) {
+      const client = (await this.knex.client.acquireConnection()) as PooledClient;
+      let begun = false;
       try {
+        await client.query('BEGIN');
+        begun = true;
         await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
         const out = await fn(new PostgresWriteTx(client));
         await client.query('COMMIT');
         return out;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        if (isConnectionLost(err)) client.__knex__disposed = err;
+        else await client.query('ROLLBACK').catch(() => undefined);
+        if (!begun && attempt < 3 && isConnectionLost(err)) continue;
         throw err;
+      } finally {
+        await this.knex.client.releaseConnection(client);
       }
-    } finally {
-      await this.knex.client.releaseConnection(client);
     }
   }
 
