@@ -6,7 +6,7 @@ import Router from '@koa/router';
 import type { NodeConfig } from '../../config/config.js';
 import { fail } from '../../errors.js';
 import type { OnionIdentity } from '../../identity/onion-key.js';
-import { checkSignedHello, makeSignedHello, MAX_HELLO_BODY_BYTES, HELLO_PROTOCOL } from '../../peers/hello.js';
+import { checkSignedHello, makeSignedHello, MAX_HELLO_BODY_BYTES, HELLO_PROTOCOL, type TableSet } from '../../peers/hello.js';
 import { HelloThrottle } from '../../peers/hello-throttle.js';
 import { parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
 import type { PeerStore } from '../../peers/peer-store.js';
@@ -19,7 +19,7 @@ export interface HelloInfo {
   /** The node's onion address, when Tor is on. */
   onion?: string;
   software: string;
-  tables: '*' | string[];
+  tables: TableSet;
   pow_bits: number;
   limits: {
     max_payload_bytes: number;
