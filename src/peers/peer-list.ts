@@ -3,6 +3,7 @@
  * peer list another node sent (untrusted claims: kept only as unverified candidates).
  */
 import { fail } from '../errors.js';
+import type { PeerSummaryJson } from '../entry/json.js';
 import { mirrors, type TableSet } from '../entry/table-policy.js';
 import { checkTables, isOnionAddress, MAX_POW_BITS } from './hello.js';
 
@@ -12,13 +13,7 @@ export const MAX_LISTED_PEERS = 100;
 export const MAX_QUERY_TABLES = 200;
 
 /** One item of the `peers` list in a /hello/ answer. */
-export interface PeerSummary {
-  onion: string;
-  tables: TableSet;
-  pow_bits: number;
-  /** When this node last verified the peer (ms). */
-  last_seen: number;
-}
+export type PeerSummary = PeerSummaryJson;
 
 /** A peer named in someone else's list: nothing in it is verified. */
 export interface PeerClaim {
