@@ -4,7 +4,8 @@
  * - node-forge where it does not (plain Chromium reaching http://x.onion through SOCKS). Pure JS,
  *   30–50x slower: about 27 RSA decrypts and 24 signs per second.
  * Both speak the protocol's parameters exactly: RSA-PSS SHA-256 / MGF1-SHA-256 / salt 32,
- * envelope v1 (RSA-OAEP-SHA-256 wrapping AES-256-GCM, header as AAD), SHA-256.
+ * envelope v1 (RSA-OAEP-SHA-256 wrapping AES-256-GCM, header as AAD; layout and parsing from
+ * src/crypto/envelope-format.ts, shared with the node's backends), SHA-256.
  *
  * Private keys are held as PKCS#8 DER at rest (encrypted, see src/web/keystore.ts) and as
  * non-extractable CryptoKeys or forge objects in use. Key-format work (PEM, JWK, SPKI
@@ -13,17 +14,14 @@
  * compiles both in the Node build and in the DOM build.
  */
 import forge from 'node-forge';
+import { AES_KEY_BYTES, IV_BYTES, TAG_BYTES, buildEnvelope, checkUnwrappedKey, envelopeHeader, parseEnvelope, unwrapFailed } from '../crypto/envelope-format.js';
 import * as F from '../crypto/forge.js';
 import { fail } from '../errors.js';
-import { concatBytes, fromBase64Url, toBase64Url, toHex } from './base64url.js';
+import { fromBase64Url, toBase64Url, toHex } from './base64url.js';
 
 export type BackendKind = 'webcrypto' | 'forge';
 
 export const PSS_SALT_BYTES = 32;
-export const ENVELOPE_VERSION = 1;
-export const AES_KEY_BYTES = 32;
-export const IV_BYTES = 12;
-export const TAG_BYTES = 16;
 
 export interface BrowserPublicKey {
   spki: Uint8Array;
@@ -122,23 +120,7 @@ export function jwkFromPkcs8(pkcs8: Uint8Array): Record<string, string> {
   return { kty: 'RSA', n: b(k.n), e: b(k.e), d: b(k.d), p: b(k.p), q: b(k.q), dp: b(k.dP), dq: b(k.dQ), qi: b(k.qInv) };
 }
 
-// --- envelope layout (shared) ---
-
-function envelopeHeader(wrapped: Uint8Array): Uint8Array {
-  return concatBytes(Uint8Array.of(ENVELOPE_VERSION, wrapped.length >> 8, wrapped.length & 0xff), wrapped);
-}
-
-function splitEnvelope(envelope: Uint8Array): { aad: Uint8Array; wrapped: Uint8Array; iv: Uint8Array; sealed: Uint8Array } {
-  if (envelope.length < 3 || envelope[0] !== ENVELOPE_VERSION) fail('decrypt_failed', 'unknown envelope version');
-  const headerEnd = 3 + ((envelope[1]! << 8) | envelope[2]!);
-  if (envelope.length < headerEnd + IV_BYTES + TAG_BYTES) fail('decrypt_failed', 'envelope is truncated');
-  return {
-    aad: envelope.subarray(0, headerEnd),
-    wrapped: envelope.subarray(3, headerEnd),
-    iv: envelope.subarray(headerEnd, headerEnd + IV_BYTES),
-    sealed: envelope.subarray(headerEnd + IV_BYTES),
-  };
-}
+// --- randomness ---
 
 function randomBytes(n: number): Uint8Array {
   const c = (globalThis as unknown as { crypto?: { getRandomValues?(a: Uint8Array): Uint8Array } }).crypto;
@@ -195,8 +177,8 @@ function webCryptoBackend(): CryptoBackend {
         const wrapped = u8(await s.encrypt({ name: 'RSA-OAEP' }, encryptKey, raw));
         const header = envelopeHeader(wrapped);
         const iv = randomBytes(IV_BYTES);
-        const body = u8(await s.encrypt({ name: 'AES-GCM', iv, additionalData: header, tagLength: 128 }, await aesKey(raw, 'encrypt'), plaintext));
-        return concatBytes(header, iv, body);
+        const sealed = u8(await s.encrypt({ name: 'AES-GCM', iv, additionalData: header, tagLength: TAG_BYTES * 8 }, await aesKey(raw, 'encrypt'), plaintext));
+        return buildEnvelope(header, iv, sealed);
       },
       async verify(message, signature) {
         try {
@@ -228,14 +210,14 @@ function webCryptoBackend(): CryptoBackend {
           return u8(await s.sign({ name: 'RSA-PSS', saltLength: PSS_SALT_BYTES }, signKey, message));
         },
         async open(envelope) {
-          const parts = splitEnvelope(envelope);
+          const parts = parseEnvelope(envelope);
           let raw: Uint8Array;
           try {
-            raw = u8(await s.decrypt({ name: 'RSA-OAEP' }, decryptKey, parts.wrapped));
+            raw = u8(await s.decrypt({ name: 'RSA-OAEP' }, decryptKey, parts.wrappedKey));
           } catch {
-            fail('decrypt_failed', 'the key could not be unwrapped: not addressed to this key');
+            unwrapFailed();
           }
-          if (raw.length !== AES_KEY_BYTES) fail('decrypt_failed', 'wrapped key has the wrong length');
+          checkUnwrappedKey(raw);
           return backend.aesGcmDecrypt(raw, parts.iv, parts.sealed, parts.aad);
         },
       };

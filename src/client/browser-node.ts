@@ -5,6 +5,7 @@
  * The node's error codes come back as P2pdbError with the same code.
  */
 import { P2pdbError, httpStatusOf, type ErrorCode } from '../errors.js';
+import type { HelloJson } from '../entry/json.js';
 import type { StoredWireEntry, WireEntry } from './browser-entry.js';
 
 export interface BrowserFilters {
@@ -16,13 +17,8 @@ export interface BrowserFilters {
   limit?: number;
 }
 
-export interface NodeHello {
-  protocol: string;
-  software: string;
-  pow_bits: number;
-  onion?: string;
-  limits?: { max_payload_bytes: number };
-}
+/** A node's /hello/ answer (the wire type the node's route declares too). */
+export type NodeHello = HelloJson;
 
 const KNOWN = new Set(Object.keys(httpStatusOf));
 

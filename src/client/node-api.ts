@@ -3,6 +3,7 @@
  * same code; a node that cannot be reached is node_unreachable, naming the URL.
  */
 import { entryId } from '../entry/canonical.js';
+import type { HelloJson } from '../entry/json.js';
 import type { Entry, StoredEntryJson } from '../entry/types.js';
 import { entryToJson } from '../entry/wire.js';
 import { P2pdbError, fail, httpStatusOf, type ErrorCode } from '../errors.js';
@@ -10,22 +11,8 @@ import { toHex } from '../util/bytes.js';
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:8733';
 
-export interface Hello {
-  protocol: string;
-  software: string;
-  tables: '*' | string[];
-  pow_bits: number;
-  limits: {
-    max_payload_bytes: number;
-    max_body_bytes: number;
-    max_batch_entries: number;
-    max_future_skew_ms: number;
-  };
-  /** Present when the node runs as an onion service. */
-  onion?: string;
-  /** Verified peers the node knows (at most 100). */
-  peers?: { onion: string; tables: '*' | string[]; pow_bits: number; last_seen: number }[];
-}
+/** A node's /hello/ answer (the wire type the node's route declares too). */
+export type Hello = HelloJson;
 
 export interface PutResult {
   status: 'stored' | 'duplicate';

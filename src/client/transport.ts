@@ -9,6 +9,7 @@ import type { LookupFunction } from 'node:net';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import { P2pdbError, fail } from '../errors.js';
 import { assertOnionUrl } from '../tor/socks.js';
+import { readLimitedBody } from '../util/limited-body.js';
 import type { FetchFunction } from './node-api.js';
 
 export interface Route {
@@ -61,23 +62,23 @@ export function agentFetch(agent: http.Agent | undefined, maxAnswerBytes = MAX_A
       });
       req.on('error', (e) => reject(init.signal?.aborted ? init.signal.reason ?? e : new TypeError('fetch failed', { cause: e })));
       req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxAnswerBytes) {
-            req.destroy();
-            reject(new P2pdbError('malformed', `${url.host} answered with more than ${maxAnswerBytes} bytes`));
-          } else chunks.push(c);
-        });
-        res.on('error', (e) => reject(new TypeError('fetch failed', { cause: e })));
-        res.on('end', () => {
-          const h = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
-          const status = res.statusCode ?? 502;
-          const nullBody = status === 204 || status === 205 || status === 304;
-          resolve(new Response(nullBody ? null : Buffer.concat(chunks), { status, headers: h }));
-        });
+        const tooLarge = () => new P2pdbError('malformed', `${url.host} answered with more than ${maxAnswerBytes} bytes`);
+        readLimitedBody(res, maxAnswerBytes, tooLarge).then(
+          (answer) => {
+            const h = new Headers();
+            for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+            const status = res.statusCode ?? 502;
+            const nullBody = status === 204 || status === 205 || status === 304;
+            resolve(new Response(nullBody ? null : answer, { status, headers: h }));
+          },
+          (e: Error) => {
+            // Oversize: ours, stop the transfer. Cut off: fetch's own error, with the cause.
+            if (e instanceof P2pdbError) {
+              req.destroy();
+              reject(e);
+            } else reject(new TypeError('fetch failed', { cause: e }));
+          },
+        );
       });
       req.end(body);
     });

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { fail } from '../errors.js';
 import { DEFAULT_POW_BITS } from '../pow/cluster.js';
+import type { TableSet } from '../entry/table-policy.js';
 import { parseDatabase } from '../store/database-locator.js';
 
 export type Durability = 'full' | 'normal';
@@ -24,7 +25,7 @@ export interface NodeConfig {
   host: string;
   port: number;
   /** '*' mirrors every table; else the fingerprints (hex) of the mirrored tables. */
-  allowedTables: '*' | string[];
+  allowedTables: TableSet;
   powBits: number;
   maxPayloadBytes: number;
   maxBodyBytes: number;
@@ -136,7 +137,7 @@ function int(value: unknown, name: string, min: number, max: number): number {
   return n;
 }
 
-function tables(value: unknown): '*' | string[] {
+function tables(value: unknown): TableSet {
   const list = typeof value === 'string' ? value.split(',') : value;
   if (!Array.isArray(list)) fail('config_invalid', 'allowedTables must be "*" or a list of table fingerprints');
   const items = list.map((t) => String(t).trim().toLowerCase()).filter((t) => t !== '');

@@ -2,23 +2,23 @@
  * The same key, signature and envelope operations as keys.ts, signature.ts and envelope.ts,
  * done purely with node-forge: the backend of the browser app where WebCrypto is missing.
  * No node:crypto and no Buffer here (the module must bundle for a browser); bytes are Uint8Array.
- * Constants are repeated from the node:crypto modules because importing those would pull in
- * node:crypto; test/crypto-interop.test.ts pins them equal.
+ * Key and signature constants are repeated from the node:crypto modules because importing those
+ * would pull in node:crypto; test/crypto-interop.test.ts pins them equal. The envelope's layout
+ * and constants come from envelope-format.ts, which all three backends share.
  *
  * node-forge is slow (pure JS, 30–50x node:crypto): never use this on a node's hot path.
  */
 import forge from 'node-forge';
 import { fail, isP2pdbError } from '../errors.js';
+import { AES_KEY_BYTES, IV_BYTES, TAG_BYTES, authenticationFailed, buildEnvelope, checkUnwrappedKey, envelopeHeader, parseEnvelope, unwrapFailed, type EnvelopeParts } from './envelope-format.js';
+
+export { ENVELOPE_VERSION } from './envelope-format.js';
 
 export const MIN_RSA_BITS = 2048;
 export const MAX_RSA_BITS = 4096;
 /** 65537, as forge's BigInteger prints it in hex. */
 const RSA_EXPONENT_HEX = '10001';
 export const PSS_SALT_BYTES = 32;
-export const ENVELOPE_VERSION = 1;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
-const AES_KEY_BYTES = 32;
 
 type ForgePublicKey = forge.pki.rsa.PublicKey;
 type ForgePrivateKey = forge.pki.rsa.PrivateKey;
@@ -241,53 +241,38 @@ export function verifyPss(publicKey: ForgePublicKey, message: Uint8Array, signat
   }
 }
 
-// --- envelope v1 (see envelope.ts for the layout) ---
+// --- envelope v1 (layout and parsing in envelope-format.ts; only the cipher calls here) ---
 
 const oaepOptions = () => ({ md: forge.md.sha256.create(), mgf1: { md: forge.md.sha256.create() } });
 
 export function sealEnvelope(recipient: ForgePublicKey, plaintext: Uint8Array): Uint8Array {
   requireStrongRandom();
   const aesKey = forge.random.getBytesSync(AES_KEY_BYTES);
-  const wrapped = recipient.encrypt(aesKey, 'RSA-OAEP', oaepOptions());
-  const header = String.fromCharCode(ENVELOPE_VERSION, wrapped.length >> 8, wrapped.length & 0xff) + wrapped;
-  const iv = forge.random.getBytesSync(IV_BYTES);
+  const header = envelopeHeader(fromBinary(recipient.encrypt(aesKey, 'RSA-OAEP', oaepOptions())));
+  const iv = fromBinary(forge.random.getBytesSync(IV_BYTES));
   const cipher = forge.cipher.createCipher('AES-GCM', aesKey);
-  cipher.start({ iv, additionalData: header, tagLength: TAG_BYTES * 8 });
+  cipher.start({ iv: toBinary(iv), additionalData: toBinary(header), tagLength: TAG_BYTES * 8 });
   cipher.update(forge.util.createBuffer(toBinary(plaintext)));
   cipher.finish();
-  return fromBinary(header + iv + cipher.output.getBytes() + cipher.mode.tag.getBytes());
+  return buildEnvelope(header, iv, fromBinary(cipher.output.getBytes() + cipher.mode.tag.getBytes()));
 }
 
-export interface ForgeEnvelopeParts {
-  aad: Uint8Array;
-  wrappedKey: Uint8Array;
-  iv: Uint8Array;
-  ciphertext: Uint8Array;
-  tag: Uint8Array;
-}
+export type ForgeEnvelopeParts = EnvelopeParts;
 
+/** Splits an envelope without any key (the shared parser; kept here for forge callers and tests). */
 export function splitEnvelope(envelope: Uint8Array): ForgeEnvelopeParts {
-  if (envelope.length < 3 || envelope[0] !== ENVELOPE_VERSION) fail('decrypt_failed', 'unknown envelope version');
-  const headerEnd = 3 + ((envelope[1]! << 8) | envelope[2]!);
-  if (envelope.length < headerEnd + IV_BYTES + TAG_BYTES) fail('decrypt_failed', 'envelope is truncated');
-  return {
-    aad: envelope.subarray(0, headerEnd),
-    wrappedKey: envelope.subarray(3, headerEnd),
-    iv: envelope.subarray(headerEnd, headerEnd + IV_BYTES),
-    ciphertext: envelope.subarray(headerEnd + IV_BYTES, envelope.length - TAG_BYTES),
-    tag: envelope.subarray(envelope.length - TAG_BYTES),
-  };
+  return parseEnvelope(envelope);
 }
 
 export function openEnvelope(recipientPrivate: ForgePrivateKey, envelope: Uint8Array): Uint8Array {
-  const parts = splitEnvelope(envelope);
+  const parts = parseEnvelope(envelope);
   let aesKey: string;
   try {
     aesKey = recipientPrivate.decrypt(toBinary(parts.wrappedKey), 'RSA-OAEP', oaepOptions());
   } catch {
-    fail('decrypt_failed', 'the key could not be unwrapped: not addressed to this key');
+    unwrapFailed();
   }
-  if (aesKey.length !== AES_KEY_BYTES) fail('decrypt_failed', 'wrapped key has the wrong length');
+  checkUnwrappedKey(aesKey);
   const decipher = forge.cipher.createDecipher('AES-GCM', aesKey);
   decipher.start({
     iv: toBinary(parts.iv),
@@ -296,7 +281,7 @@ export function openEnvelope(recipientPrivate: ForgePrivateKey, envelope: Uint8A
     tag: forge.util.createBuffer(toBinary(parts.tag)),
   });
   decipher.update(forge.util.createBuffer(toBinary(parts.ciphertext)));
-  if (!decipher.finish()) fail('decrypt_failed', 'ciphertext failed authentication');
+  if (!decipher.finish()) authenticationFailed();
   return fromBinary(decipher.output.getBytes());
 }
 

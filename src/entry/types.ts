@@ -9,7 +9,7 @@ export interface Entry {
   to: Buffer;
   /** Milliseconds since the Unix epoch, as claimed by the writer. */
   createdAt: number;
-  /** Envelope ciphertext (see crypto/envelope.ts); the node cannot read it. */
+  /** Envelope ciphertext (layout in crypto/envelope-format.ts); the node cannot read it. */
   payload: Buffer;
   /** RSA-PSS signature by the table key over the 32 id bytes. */
   signature: Buffer;

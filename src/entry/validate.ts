@@ -11,11 +11,12 @@ import { sha256 } from '../crypto/hash.js';
 import { toHex } from '../util/bytes.js';
 import { entryId } from './canonical.js';
 import type { Entry } from './types.js';
+import { mirrors, type TableSet } from './table-policy.js';
 import { entryFromJson, type WireLimits } from './wire.js';
 
 export interface EntryPolicy extends WireLimits {
-  /** '*' or the set of table fingerprints (hex) this node mirrors. */
-  allowedTables: '*' | ReadonlySet<string>;
+  /** '*' or the table fingerprints (hex) this node mirrors. */
+  allowedTables: TableSet;
   /** Cluster value an entry's proof must reach. */
   powBits: number;
   /** How far in the future created_at may be, for writers with skewed clocks. */
@@ -39,7 +40,7 @@ export function checkEntryContent(entry: Entry, policy: EntryPolicy, now: number
     fail('created_in_future', `created_at is more than ${Math.round(policy.maxFutureSkewMs / 1000)} s in the future`);
   }
   const tableFingerprint = sha256(entry.table);
-  if (policy.allowedTables !== '*' && !policy.allowedTables.has(toHex(tableFingerprint))) {
+  if (!mirrors(policy.allowedTables, toHex(tableFingerprint))) {
     fail('table_not_allowed', 'this node does not mirror that table');
   }
   const powValue = proofValue(id, entry.proof);

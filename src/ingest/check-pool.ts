@@ -49,8 +49,7 @@ export class CheckPool implements BodyChecker {
   }
 
   private spawn(): Slot {
-    const policy = { ...this.policy, allowedTables: this.policy.allowedTables === '*' ? '*' : [...this.policy.allowedTables] };
-    const worker = new Worker(new URL('./check-worker.js', import.meta.url), { workerData: { policy } });
+    const worker = new Worker(new URL('./check-worker.js', import.meta.url), { workerData: { policy: this.policy } });
     const slot: Slot = { worker, busy: 0 };
     worker.on('message', (msg: { job: number; result?: CheckResult; crash?: string }) => {
       slot.busy--;

@@ -4,15 +4,8 @@ import { PublicKeyCache } from '../crypto/keys.js';
 import type { EntryPolicy } from '../entry/validate.js';
 import { checkBody, type CheckRequest } from './check-body.js';
 
-interface PolicyData extends Omit<EntryPolicy, 'allowedTables'> {
-  allowedTables: '*' | string[];
-}
-
-const data = workerData as { policy: PolicyData };
-const policy: EntryPolicy = {
-  ...data.policy,
-  allowedTables: data.policy.allowedTables === '*' ? '*' : new Set(data.policy.allowedTables),
-};
+// The policy is plain data (its table list an array), so it arrives as the pool sent it.
+const { policy } = workerData as { policy: EntryPolicy };
 const keys = new PublicKeyCache();
 
 parentPort!.on('message', (msg: { job: number; req: CheckRequest }) => {

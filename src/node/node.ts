@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { isLoopback, type NodeConfig } from '../config/config.js';
+import { mirrors } from '../entry/table-policy.js';
 import type { EntryPolicy } from '../entry/validate.js';
 import { P2pdbError, fail } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity-file.js';
@@ -81,7 +82,7 @@ export interface StartNodeOptions {
 
 export function policyFromConfig(config: NodeConfig): EntryPolicy {
   return {
-    allowedTables: config.allowedTables === '*' ? '*' : new Set(config.allowedTables),
+    allowedTables: config.allowedTables,
     powBits: config.powBits,
     maxPayloadBytes: config.maxPayloadBytes,
     maxFutureSkewMs: config.maxFutureSkewMs,
@@ -139,7 +140,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     syncIndex.ready.catch((err: unknown) => log.error('sync index failed to load: this node will not sync until restarted', { error: String(err) }));
   }
   const scope: SyncScope = {
-    mirrors: (table) => policy.allowedTables === '*' || policy.allowedTables.has(table.toString('hex')),
+    mirrors: (table) => mirrors(policy.allowedTables, table.toString('hex')),
   };
   const ranges = store.ranges;
   // Ends live subscriptions on close: server.close() waits for every open answer.

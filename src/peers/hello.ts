@@ -7,7 +7,11 @@
  * characters that cannot contain a line break, so the text is unambiguous.
  */
 import { fail } from '../errors.js';
+import type { TableSet } from '../entry/table-policy.js';
 import { publicKeyOfOnion, signAsOnion, verifyOnionSignature, type OnionIdentity } from '../identity/onion-key.js';
+
+/** Re-exported for the modules that take it from here (peer-store.ts). */
+export type { TableSet } from '../entry/table-policy.js';
 
 export const HELLO_PROTOCOL = 'p2pdb/1';
 /** First line of the signed text: separates hello signatures from anything else the key signs. */
@@ -21,7 +25,6 @@ export const MAX_POW_BITS = 64;
 /** JSON body of POST /hello/: 1,000 fingerprints are ~67 KB. */
 export const MAX_HELLO_BODY_BYTES = 96 * 1024;
 
-export type TableSet = '*' | string[];
 
 export interface HelloMessage {
   protocol: string;

@@ -8,6 +8,7 @@ import http from 'node:http';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import { P2pdbError, fail, type ErrorCode } from '../errors.js';
 import { assertOnionUrl } from '../tor/socks.js';
+import { readLimitedBody } from '../util/limited-body.js';
 import type { SignedHello } from './hello.js';
 
 export const PEER_REQUEST_TIMEOUT_MS = 60_000;
@@ -135,19 +136,11 @@ export class PeerClient {
       req.signal?.addEventListener('abort', onAbort, { once: true });
       request.on('error', (err: NodeJS.ErrnoException) => unreachable(err, err.code ? `${err.code} ${err.message}` : err.message));
       request.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > maxBytes) {
-            finish(new P2pdbError('peer_bad_answer', `${what}: answer larger than ${maxBytes} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('error', (err) => unreachable(err, `answer interrupted: ${err.message}`));
-        res.on('aborted', () => unreachable(undefined, 'answer interrupted'));
-        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        const tooLarge = () => new P2pdbError('peer_bad_answer', `${what}: answer larger than ${maxBytes} bytes`);
+        readLimitedBody(res, maxBytes, tooLarge).then(
+          (body) => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body }),
+          (err: Error) => (err instanceof P2pdbError ? finish(err) : unreachable(err, `answer interrupted: ${err.message}`)),
+        );
       });
       request.end(req.body);
     });

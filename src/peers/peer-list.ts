@@ -3,7 +3,9 @@
  * peer list another node sent (untrusted claims: kept only as unverified candidates).
  */
 import { fail } from '../errors.js';
-import { checkTables, isOnionAddress, MAX_POW_BITS, type TableSet } from './hello.js';
+import type { PeerSummaryJson } from '../entry/json.js';
+import { mirrors, type TableSet } from '../entry/table-policy.js';
+import { checkTables, isOnionAddress, MAX_POW_BITS } from './hello.js';
 
 /** Most peers one /hello/ answer lists, and most claims taken from one answer. */
 export const MAX_LISTED_PEERS = 100;
@@ -11,13 +13,7 @@ export const MAX_LISTED_PEERS = 100;
 export const MAX_QUERY_TABLES = 200;
 
 /** One item of the `peers` list in a /hello/ answer. */
-export interface PeerSummary {
-  onion: string;
-  tables: TableSet;
-  pow_bits: number;
-  /** When this node last verified the peer (ms). */
-  last_seen: number;
-}
+export type PeerSummary = PeerSummaryJson;
 
 /** A peer named in someone else's list: nothing in it is verified. */
 export interface PeerClaim {
@@ -40,10 +36,8 @@ export function parseTablesQuery(value: string | string[] | undefined): string[]
 
 /** A peer that mirrors '*' carries every table; otherwise it must list each wanted one. */
 export function carriesTables(tables: TableSet | null, wanted: readonly string[]): boolean {
-  if (tables === '*') return true;
   if (tables === null) return wanted.length === 0;
-  const have = new Set(tables);
-  return wanted.every((t) => have.has(t));
+  return wanted.every((t) => mirrors(tables, t));
 }
 
 /** The peers to show: those carrying every wanted table, most recently seen first, at most `limit`. */

@@ -10,7 +10,8 @@
  */
 import type { Knex } from 'knex';
 import { fail } from '../errors.js';
-import { isOnionAddress, type HelloMessage, type TableSet } from '../peers/hello.js';
+import type { TableSet } from '../entry/table-policy.js';
+import { isOnionAddress, type HelloMessage } from '../peers/hello.js';
 import type { PeerClaim, PeerSummary } from '../peers/peer-list.js';
 import type { SerialWrites } from './serial.js';
 

@@ -4,6 +4,7 @@
  * about progress and outcomes. The scheduler (scheduler.ts) and `p2pdb sync` both go through
  * syncNow.
  */
+import { mirrors, type TableSet } from '../entry/table-policy.js';
 import { P2pdbError, fail, isP2pdbError } from '../errors.js';
 import type { BodyOptions, IngestResult } from '../ingest/ingest.js';
 import { normalizeOnion } from '../peers/hello.js';
@@ -26,7 +27,7 @@ export interface SyncServiceDeps {
   ingest(raw: Buffer, opts: BodyOptions): Promise<IngestResult[]>;
   ranges: RangeQueries;
   /** This node's policy. */
-  allowedTables: '*' | readonly string[];
+  allowedTables: TableSet;
   powBits: number;
   /** Tables we hold entries of (SyncIndex.tables()), for the '*' ↔ '*' case. */
   heldTables(): Buffer[];
@@ -177,7 +178,7 @@ export class SyncService {
   }
 
   private mirrors(table: Buffer): boolean {
-    return this.deps.allowedTables === '*' || this.deps.allowedTables.includes(table.toString('hex'));
+    return mirrors(this.deps.allowedTables, table.toString('hex'));
   }
 
   private async penalize(onion: string, points: number): Promise<boolean> {

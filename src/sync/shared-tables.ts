@@ -1,5 +1,5 @@
 /** Which tables two nodes reconcile, from our mirror policy and the peer's signed claim. Pure. */
-import type { TableSet } from '../peers/hello.js';
+import { mirrors, type TableSet } from '../entry/table-policy.js';
 
 export interface SharedTables {
   tables: Buffer[];
@@ -11,7 +11,7 @@ export interface SharedTables {
  * `held`: the tables we hold entries of (only needed when we mirror '*'). Null when nothing is
  * shared (then there is nothing to sync).
  */
-export function sharedTables(ours: '*' | readonly string[], theirs: TableSet, held: readonly Buffer[]): SharedTables | null {
+export function sharedTables(ours: TableSet, theirs: TableSet, held: readonly Buffer[]): SharedTables | null {
   const hex = (list: readonly string[]) => [...new Set(list.map((t) => t.toLowerCase()))].sort();
   let tables: string[];
   let allTables = false;
@@ -19,7 +19,7 @@ export function sharedTables(ours: '*' | readonly string[], theirs: TableSet, he
     tables = hex(held.map((b) => b.toString('hex')));
     allTables = true;
   } else if (ours === '*') {
-    tables = hex(theirs as string[]);
+    tables = hex(theirs as readonly string[]);
   } else if (theirs === '*') {
     tables = hex(ours);
   } else {
@@ -32,5 +32,5 @@ export function sharedTables(ours: '*' | readonly string[], theirs: TableSet, he
 
 /** Whether a peer's claim covers a table (hex fingerprint). */
 export function claims(theirs: TableSet | null, tableHex: string): boolean {
-  return theirs === '*' || (theirs !== null && theirs.includes(tableHex));
+  return theirs !== null && mirrors(theirs, tableHex);
 }

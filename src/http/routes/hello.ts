@@ -6,6 +6,7 @@ import Router from '@koa/router';
 import type { NodeConfig } from '../../config/config.js';
 import { fail } from '../../errors.js';
 import type { OnionIdentity } from '../../identity/onion-key.js';
+import type { HelloJson } from '../../entry/json.js';
 import { checkSignedHello, makeSignedHello, MAX_HELLO_BODY_BYTES, HELLO_PROTOCOL } from '../../peers/hello.js';
 import { HelloThrottle } from '../../peers/hello-throttle.js';
 import { parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
@@ -14,20 +15,8 @@ import { readBody } from '../body.js';
 
 export const PROTOCOL = HELLO_PROTOCOL;
 
-export interface HelloInfo {
-  protocol: string;
-  /** The node's onion address, when Tor is on. */
-  onion?: string;
-  software: string;
-  tables: '*' | string[];
-  pow_bits: number;
-  limits: {
-    max_payload_bytes: number;
-    max_body_bytes: number;
-    max_batch_entries: number;
-    max_future_skew_ms: number;
-  };
-}
+/** The node's own part of the /hello/ answer; the routes add the peers. */
+export type HelloInfo = Omit<HelloJson, 'peers'>;
 
 export function helloInfo(config: NodeConfig, software: string, onion?: string): HelloInfo {
   return {
