@@ -1,6 +1,6 @@
 /**
  * Servers for HTTP benchmarks, each in its own process so the load generator does not share
- * its event loop: `node child.js node DATA_DIR POW_BITS` runs a p2pdb node,
+ * its event loop: `node child.js node DATA_DIR POW_BITS [DATABASE]` runs a p2pdb node,
  * `node child.js bare-koa` a bare Koa POST handler with a JSON body parser (the baseline).
  * Prints {"url": ...} once listening.
  */
@@ -37,12 +37,12 @@ export function spawnChild(args: string[]): Promise<ChildServer> {
 }
 
 async function main(): Promise<void> {
-  const [mode, dataDir, bits] = process.argv.slice(2);
+  const [mode, dataDir, bits, database] = process.argv.slice(2);
   if (mode === 'node') {
     const { resolveConfig } = await import('../../src/config/config.js');
     const { startNode } = await import('../../src/node/node.js');
     const { silentLogger } = await import('../../src/util/log.js');
-    const node = await startNode(resolveConfig({ dataDir, port: 0, powBits: Number(bits), maxBatchEntries: 5000 }), {
+    const node = await startNode(resolveConfig({ dataDir, port: 0, powBits: Number(bits), maxBatchEntries: 5000, ...(database ? { database } : {}) }), {
       log: silentLogger,
       ...(process.env.BENCH_VERIFY_THREADS ? { verifyThreads: Number(process.env.BENCH_VERIFY_THREADS) } : {}),
     });

@@ -4,30 +4,19 @@
  * process), into an empty store and into one already holding `stored` entries.
  * Single-entry puts are measured beside a bare Koa POST handler in the same run.
  */
-import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Ingestor } from '../../src/ingest/ingest.js';
-import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
+import { openStore } from '../../src/store/open.js';
+import { benchDatabase, type BenchBackend } from './database.js';
 import { BENCH_POW_BITS, benchEntries } from './fixtures.js';
 import { spawnChild } from './child.js';
 import { round, runLoad } from './load.js';
-import { cachedPrefill } from './prefill.js';
 
 function freshDir(tag: string): string {
   const dir = path.join(tmpdir(), `p2pdb-bench-${tag}-${process.pid}-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-/** A data dir whose database already holds `stored` entries (copied from the prefill cache). */
-async function dataDirWith(stored: number, tag: string): Promise<string> {
-  const dir = freshDir(tag);
-  if (stored > 0) {
-    const src = await cachedPrefill(stored);
-    copyFileSync(src, path.join(dir, 'p2pdb.sqlite'));
-    for (const ext of ['-wal', '-shm']) if (existsSync(src + ext)) copyFileSync(src + ext, path.join(dir, 'p2pdb.sqlite' + ext));
-  }
   return dir;
 }
 
@@ -36,20 +25,22 @@ export interface IngestOptions {
   batch?: number;
   stored?: number[];
   inFlight?: number;
+  backend?: BenchBackend;
 }
 
 export async function benchIngest(opts: IngestOptions = {}): Promise<object[]> {
   const n = opts.entries ?? 40_000;
   const batch = opts.batch ?? 500;
   const inFlight = opts.inFlight ?? 4;
+  const backend = opts.backend ?? 'sqlite';
   const { entries } = await benchEntries(n);
   const out: object[] = [];
 
   for (const stored of opts.stored ?? [0, 1_000_000]) {
-    // In-process: the same Ingestor the HTTP route uses, on a real SQLite file.
+    // In-process: the same Ingestor the HTTP route uses, on a real database.
     {
-      const dir = await dataDirWith(stored, 'inproc');
-      const store = await openStore({ filename: path.join(dir, 'p2pdb.sqlite') });
+      const db = await benchDatabase(backend, stored, 'inproc');
+      const store = await openStore({ database: db.locator });
       const ingestor = new Ingestor({
         store,
         policy: { allowedTables: '*', powBits: BENCH_POW_BITS, maxPayloadBytes: 65536, maxFutureSkewMs: 300_000 },
@@ -67,14 +58,14 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<object[]> {
       );
       const seconds = (performance.now() - t0) / 1000;
       await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      await db.remove();
       if (stored_ !== entries.length) throw new Error(`in-process ingest stored ${stored_} of ${entries.length}`);
-      out.push({ bench: 'ingest', via: 'in-process', stored_before: stored, entries: n, batch, in_flight: inFlight, seconds: round(seconds, 3), entries_per_s: round(n / seconds) });
+      out.push({ bench: 'ingest', backend, via: 'in-process', stored_before: stored, entries: n, batch, in_flight: inFlight, seconds: round(seconds, 3), entries_per_s: round(n / seconds) });
     }
     // Over HTTP: batched puts to a node in its own process.
     {
-      const dir = await dataDirWith(stored, 'http');
-      const node = await spawnChild(['node', dir, String(BENCH_POW_BITS)]);
+      const db = await benchDatabase(backend, stored, 'http');
+      const node = await spawnChild(['node', db.dir, String(BENCH_POW_BITS), ...(db.database ? [db.database] : [])]);
       const bodies: Buffer[] = [];
       for (let i = 0; i < entries.length; i += batch) bodies.push(Buffer.from(JSON.stringify(entries.slice(i, i + batch))));
       // The first tenth warms the node (workers, key caches, SQLite's page cache) and is not counted.
@@ -84,9 +75,9 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<object[]> {
       const res = await runLoad(node.url, (i) => ({ method: 'POST', path: '/put/', body: measured[i]! }), measured.length, inFlight);
       const counted = measured.reduce((n, b) => n + (b === bodies[bodies.length - 1] ? entries.length - (bodies.length - 1) * batch : batch), 0);
       await node.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await db.remove();
       if (res.statuses['200'] !== measured.length) throw new Error(`batched puts answered ${JSON.stringify(res.statuses)}`);
-      out.push({ bench: 'ingest', via: 'http-batch', stored_before: stored, entries: counted, warmup_entries: warm * batch, batch, in_flight: inFlight, seconds: res.seconds, entries_per_s: round(counted / res.seconds), batch_p50_ms: res.p50_ms, batch_p99_ms: res.p99_ms });
+      out.push({ bench: 'ingest', backend, via: 'http-batch', stored_before: stored, entries: counted, warmup_entries: warm * batch, batch, in_flight: inFlight, seconds: res.seconds, entries_per_s: round(counted / res.seconds), batch_p50_ms: res.p50_ms, batch_p99_ms: res.p99_ms });
     }
   }
   return out;

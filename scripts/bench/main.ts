@@ -1,9 +1,10 @@
 /**
- * `npm run bench -- [NAME ...] [--quick] [--n N]... [--d D]... [--tables T] [--no-seed]`: runs the
+ * `npm run bench -- [NAME ...] [--quick] [--n N]... [--d D]... [--tables T] [--no-seed] [--backend sqlite|postgres]`: runs the
  * named benchmarks (all when none is named) and prints one JSON object per measurement on stdout.
  * Progress goes to stderr. --quick shrinks sizes for a smoke run (figures from it are not the
  * recorded ones); --n and --d (repeatable) choose store sizes (sync, bootstrap, index-cost, store,
- * get, ingest) and differences (sync); --tables and --no-seed apply to sync.
+ * get, ingest) and differences (sync); --tables and --no-seed apply to sync; --backend (store,
+ * ingest, get) picks the database: SQLite files, or a local PostgreSQL server (scripts/bench/database.ts).
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
@@ -15,6 +16,7 @@ interface Sizes {
   tables?: number;
   /** sync: skip the seed's approach (it reads every row; minutes at 10 M). */
   noSeed?: boolean;
+  backend?: 'sqlite' | 'postgres';
 }
 type Bench = (quick: boolean, sizes: Sizes) => Promise<object[]>;
 
@@ -22,12 +24,12 @@ const BENCHES: Record<string, Bench> = {
   ceiling: async (quick) => (await import('./ceiling.js')).benchCeiling({ seconds: quick ? 1 : 3 }),
   mint: async (quick) => (await import('./mint.js')).benchMint({ runs: quick ? 3 : 15, bits: 21 }),
   ingest: async (quick, sizes) =>
-    (await import('./ingest.js')).benchIngest(quick ? { entries: 5000, stored: [0, 100_000] } : sizes.n ? { stored: sizes.n } : {}),
+    (await import('./ingest.js')).benchIngest({ ...(quick ? { entries: 5000, stored: [0, 100_000] } : sizes.n ? { stored: sizes.n } : {}), backend: sizes.backend ?? 'sqlite' }),
   'put-single': async (quick) => (await import('./ingest.js')).benchSinglePut(quick ? { entries: 2000 } : {}),
   get: async (quick, sizes) =>
-    (await import('./get.js')).benchGet(quick ? { stored: 100_000, requests: 200 } : sizes.n ? { stored: sizes.n[0]! } : {}),
+    (await import('./get.js')).benchGet({ ...(quick ? { stored: 100_000, requests: 200 } : sizes.n ? { stored: sizes.n[0]! } : {}), backend: sizes.backend ?? 'sqlite' }),
   store: async (quick, sizes) =>
-    (await import('./store.js')).benchStore(quick ? { quick: true } : sizes.n ? { stored: sizes.n } : {}),
+    (await import('./store.js')).benchStore({ ...(quick ? { quick: true } : sizes.n ? { stored: sizes.n } : {}), backend: sizes.backend ?? 'sqlite' }),
   sync: async (quick, sizes) =>
     (await import('./sync.js')).benchSync({
       ns: sizes.n ?? (quick ? [20_000] : [100_000, 1_000_000]),
@@ -51,7 +53,7 @@ const BENCHES: Record<string, Bench> = {
   },
 };
 
-const USAGE = `usage: npm run bench -- [NAME ...] [--quick] [--n N]... [--d D]... [--tables T] [--no-seed]
+const USAGE = `usage: npm run bench -- [NAME ...] [--quick] [--n N]... [--d D]... [--tables T] [--no-seed] [--backend sqlite|postgres]
 names: ${Object.keys(BENCHES).join(', ')} (all when none is named: long)
 One JSON object per measurement on stdout; figures and the commands behind them: docs/BENCHMARKS.md.`;
 
@@ -65,6 +67,7 @@ function parseOptions() {
       d: { type: 'string', multiple: true },
       tables: { type: 'string' },
       'no-seed': { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'sqlite' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -97,6 +100,11 @@ if (ds) sizes.d = ds;
 const tables = numbers(values.tables ? [values.tables] : undefined, 'tables');
 if (tables) sizes.tables = tables[0]!;
 if (values['no-seed']) sizes.noSeed = true;
+if (values.backend !== 'sqlite' && values.backend !== 'postgres') {
+  console.error(`--backend is sqlite or postgres, not ${values.backend}`);
+  process.exit(2);
+}
+sizes.backend = values.backend;
 const names = positionals.length > 0 ? positionals : Object.keys(BENCHES);
 for (const name of names) {
   if (!BENCHES[name]) {
@@ -113,3 +121,4 @@ for (const name of names) {
   }
   console.error(`bench: ${name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
+await (await import('./database.js')).stopBenchPostgres();

@@ -14,6 +14,7 @@ import { ENTRY_VERSION } from '../../src/entry/types.js';
 import type { ValidEntry } from '../../src/entry/validate.js';
 import { SQLITE_MIGRATIONS as MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
+import type { EntryStore } from '../../src/store/types.js';
 
 export interface PrefillOptions {
   seed?: number;
@@ -89,7 +90,11 @@ export class SyntheticEntries {
 /** Appends n synthetic entries to the store at filename (created if missing). */
 export async function prefillStore(filename: string, n: number, opts: PrefillOptions = {}): Promise<{ seconds: number; entries_per_s: number }> {
   // Durability 'normal' and big commits: a benchmark fixture need not survive power loss.
-  const store = await openStore({ filename, durability: 'normal', maxBatchEntries: 10_000 });
+  return prefillInto(await openStore({ filename, durability: 'normal', maxBatchEntries: 10_000 }), n, opts);
+}
+
+/** Appends n synthetic entries to an open store of either backend, then closes it. */
+export async function prefillInto(store: EntryStore, n: number, opts: PrefillOptions = {}): Promise<{ seconds: number; entries_per_s: number }> {
   const source = new SyntheticEntries(opts);
   const t0 = performance.now();
   try {

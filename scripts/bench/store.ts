@@ -15,7 +15,9 @@ import { parseArgs } from 'node:util';
 import { sha256 } from '../../src/crypto/hash.js';
 import type { Durability } from '../../src/store/sqlite/pragmas.js';
 import { openSqliteStore as openStore, STORE_DEFAULTS, type SqliteStore as SqliteEntryStore } from '../../src/store/sqlite/open.js';
-import type { EntryFilter, StoredEntry } from '../../src/store/types.js';
+import { openStore as openAnyStore } from '../../src/store/open.js';
+import type { EntryFilter, EntryStore, StoredEntry } from '../../src/store/types.js';
+import { benchDatabase, type BenchBackend } from './database.js';
 import { copyPrefilled, SyntheticEntries } from './prefill.js';
 
 export interface StoreBenchOptions {
@@ -30,6 +32,7 @@ export interface StoreBenchOptions {
   durability?: Durability;
   walAutocheckpointPages?: number;
   maxBatchEntries?: number;
+  backend?: BenchBackend;
 }
 
 function round(x: number, digits = 0): number {
@@ -41,7 +44,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
-export async function measureInsert(store: SqliteEntryStore, source: SyntheticEntries, n: number, batch: number, inFlight: number) {
+export async function measureInsert(store: EntryStore, source: SyntheticEntries, n: number, batch: number, inFlight: number) {
   // Made before the clock starts: generating bytes is not the store's work.
   const calls = Array.from({ length: Math.ceil(n / batch) }, (_, i) => source.next(Math.min(batch, n - i * batch)));
   let next = 0;
@@ -64,7 +67,7 @@ export async function measureInsert(store: SqliteEntryStore, source: SyntheticEn
 }
 
 /** Real filter values sampled from across the store. */
-async function samples(store: SqliteEntryStore, total: number): Promise<StoredEntry[]> {
+async function samples(store: EntryStore, total: number): Promise<StoredEntry[]> {
   const out: StoredEntry[] = [];
   for (let k = 0; k < 50; k++) {
     const page = await store.query({ afterSeq: Math.floor(((k + 0.5) / 50) * total), limit: 20 });
@@ -73,7 +76,7 @@ async function samples(store: SqliteEntryStore, total: number): Promise<StoredEn
   return out;
 }
 
-async function measureQueries(store: SqliteEntryStore, stored: number, count: number, tag: Record<string, unknown>): Promise<object[]> {
+async function measureQueries(store: EntryStore, stored: number, count: number, tag: Record<string, unknown>): Promise<object[]> {
   const s = await samples(store, stored);
   const pick = (i: number) => s[(i * 7919) % s.length]!;
   const cursor = (i: number) => (i * 104_729) % stored;
@@ -138,6 +141,7 @@ export async function benchStore(opts: StoreBenchOptions = {}): Promise<object[]
   const maxBatch = opts.maxBatchEntries ?? STORE_DEFAULTS.maxBatchEntries;
   const largest = Math.max(...sizes);
   const out: object[] = [];
+  if ((opts.backend ?? 'sqlite') === 'postgres') return benchStorePostgres(n, sizes, batch, inFlight, queries, maxBatch);
   for (const stored of sizes) {
     const dir = path.join(tmpdir(), `p2pdb-bench-store-${process.pid}-${Date.now()}`);
     const filename = path.join(dir, 'p2pdb.sqlite');
@@ -150,13 +154,36 @@ export async function benchStore(opts: StoreBenchOptions = {}): Promise<object[]
         const source = new SyntheticEntries({}, `bench-insert-${Date.now()}`);
         const r = await measureInsert(store, source, n, batch, inFlight);
         const tag = { durability, wal_autocheckpoint: ckpt, max_batch: maxBatch };
-        out.push({ bench: 'store-insert', stored_before: stored, entries: n, batch, in_flight: inFlight, ...tag, seconds: round(r.seconds, 2), entries_per_s: round(r.entries_per_s), call_p50_ms: round(r.call_p50_ms, 1), call_p99_ms: round(r.call_p99_ms, 1), call_max_ms: round(r.call_max_ms, 1) });
+        out.push({ bench: 'store-insert', backend: 'sqlite', stored_before: stored, entries: n, batch, in_flight: inFlight, ...tag, seconds: round(r.seconds, 2), entries_per_s: round(r.entries_per_s), call_p50_ms: round(r.call_p50_ms, 1), call_p99_ms: round(r.call_p99_ms, 1), call_max_ms: round(r.call_max_ms, 1) });
         if (stored === largest && queries > 0) out.push(...(await measureQueries(store, stored, queries, { stored: stored + n })));
       } finally {
         await store.close();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return out;
+}
+
+/** The same measurements on PostgreSQL (database.ts: a local server with fsync on). */
+async function benchStorePostgres(n: number, sizes: number[], batch: number, inFlight: number, queries: number, maxBatch: number): Promise<object[]> {
+  const largest = Math.max(...sizes);
+  const out: object[] = [];
+  for (const stored of sizes) {
+    const db = await benchDatabase('postgres', stored, 'store');
+    try {
+      const store = await openAnyStore({ database: db.locator, maxBatchEntries: maxBatch });
+      try {
+        const source = new SyntheticEntries({}, `bench-insert-${Date.now()}`);
+        const r = await measureInsert(store, source, n, batch, inFlight);
+        out.push({ bench: 'store-insert', backend: 'postgres', stored_before: stored, entries: n, batch, in_flight: inFlight, max_batch: maxBatch, seconds: round(r.seconds, 2), entries_per_s: round(r.entries_per_s), call_p50_ms: round(r.call_p50_ms, 1), call_p99_ms: round(r.call_p99_ms, 1), call_max_ms: round(r.call_max_ms, 1) });
+        if (stored === largest && queries > 0) out.push(...(await measureQueries(store, stored, queries, { backend: 'postgres', stored: stored + n })));
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await db.remove();
     }
   }
   return out;

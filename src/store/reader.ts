@@ -72,6 +72,7 @@ export const FIRST_SEQ_RECEIVED_SINCE_SQL = `WITH RECURSIVE bs(lo, hi) AS (
  * (LATERAL ... ORDER BY seq LIMIT n), each reading at most n rows.
  */
 export function planEntryQuery(f: ResolvedFilter, dialect: Dialect = 'sqlite'): SqlPlan {
+  if (!f.ids && f.recipients && f.tableIds && f.recipients.length * f.tableIds.length <= MAX_PAIR_SEEKS) return planPairs(f, f.recipients, f.tableIds, dialect);
   if (dialect === 'postgres') return planPostgres(f);
   const where: string[] = [];
   const params: unknown[] = [];
@@ -96,6 +97,37 @@ export function planEntryQuery(f: ResolvedFilter, dialect: Dialect = 'sqlite'): 
   where.push('seq > ?');
   params.push(f.afterSeq, f.limit);
   return { sql: `SELECT ${ENTRY_COLUMNS} FROM ${from} WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params };
+}
+
+/**
+ * Recipients and tables together: one seek per (recipient, table) pair on
+ * entries_recipient_table, each reading at most `limit` rows in seq order, merged. A pair
+ * without entries costs one index probe, however many entries the recipient has elsewhere.
+ */
+export const MAX_PAIR_SEEKS = 256;
+
+function planPairs(f: ResolvedFilter, recipients: Buffer[], tableIds: number[], dialect: Dialect): SqlPlan {
+  const params: unknown[] = [];
+  if (dialect === 'postgres') {
+    const pairs: string[] = [];
+    for (const r of recipients) for (const t of tableIds) {
+      pairs.push('(?::bytea, ?::integer)');
+      params.push(r, t);
+    }
+    const sql =
+      `SELECT ${ENTRY_COLUMNS} FROM (VALUES ${pairs.join(',')}) AS k(r, t) CROSS JOIN LATERAL (` +
+      `SELECT ${ENTRY_COLUMNS} FROM entries WHERE recipient = k.r AND table_id = k.t AND seq > ? ORDER BY seq LIMIT ?` +
+      `) e ORDER BY seq LIMIT ?`;
+    return { sql, params: [...params, f.afterSeq, f.limit, f.limit] };
+  }
+  const parts: string[] = [];
+  for (const r of recipients) for (const t of tableIds) {
+    parts.push(
+      `SELECT * FROM (SELECT ${ENTRY_COLUMNS} FROM entries INDEXED BY entries_recipient_table WHERE recipient = ? AND table_id = ? AND seq > ? ORDER BY seq LIMIT ?)`,
+    );
+    params.push(r, t, f.afterSeq, f.limit);
+  }
+  return { sql: `${parts.join(' UNION ALL ')} ORDER BY seq LIMIT ?`, params: [...params, f.limit] };
 }
 
 function planPostgres(f: ResolvedFilter): SqlPlan {

@@ -178,6 +178,12 @@ export class SyncIndex {
   private async catchUpAndCheck(): Promise<boolean> {
     const { lastSeq, counts } = await this.ranges.countsAt();
     if (this.appliedSeq > lastSeq) return false; // a snapshot from another (or a restored) store
+    if (this.appliedSeq === 0 && lastSeq > 0) {
+      // A rebuild: two index walks, not a read of every row (id-ranges.ts walkIds).
+      await this.ranges.walkIds(lastSeq, (table, id) => this.forest.add(table, id), () => this.closed !== null);
+      if (this.closed) throw new Error('sync index: closed while loading');
+      this.appliedSeq = lastSeq;
+    }
     await this.catchUp(lastSeq);
     const mine = this.forest.entries().filter((t) => t.tree.total > 0);
     if (mine.length !== counts.size) return false;
