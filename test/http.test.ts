@@ -400,6 +400,16 @@ describe('/get/ filters', () => {
     }
   });
 
+  it('integers: 1 to 16 digits, at most 2^53 − 1 (docs/PROTOCOL.md §6)', async () => {
+    const max = String(Number.MAX_SAFE_INTEGER);
+    assert.deepEqual((await getJson(`${node.url}/get/?after=${max}`)).body, { entries: [], next: null });
+    assert.equal((await getJson(`${node.url}/get/?seconds_since=0000000000000001`)).status, 200);
+    for (const bad of [String(2 ** 53), '00000000000000001', '-1', '1e3', '+1']) {
+      const r = await getJson(`${node.url}/get/?after=${encodeURIComponent(bad)}`);
+      assert.deepEqual([r.status, r.body.error?.code], [400, 'bad_request'], bad);
+    }
+  });
+
   it('tables= returns only those tables', async () => {
     const res = await getJson(`${node.url}/get/?tables=${await fp(tableB)}`);
     const ids = res.body.entries.map((e: { id: string }) => e.id).sort();
