@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,7 +64,7 @@ describe('p2pdb CLI against a running node', () => {
     if (!serve) return;
     const code = await serve.stop();
     assert.equal(code, 0, 'serve stops cleanly on SIGTERM');
-    assert.match(serve.stdout(), /SIGTERM: stopping\nstopped\n/);
+    assert.match(serve.stdout(), /SIGTERM: stopping \(.*\)\nstopped in \d+\.\d s\n/);
   });
 
   test('serve prints its URL and says Tor is off', () => {
@@ -296,3 +296,22 @@ describe('p2pdb init and the launcher', () => {
     assert.match(r.stdout, /^p2pdb \d+\.\d+\.\d+\n$/);
   });
 });
+
+describe('p2pdb serve --tor managed, stopped with Ctrl-C', () => {
+  test('exits at once though tor got the Ctrl-C too, saying what it does', async () => {
+    const dataDir = path.join(tempDir('p2pdb-cli-tor-'), 'data');
+    mkdirSync(dataDir, { mode: 0o700 });
+    // No network: tor adds the onion service all the same, and dials nothing.
+    writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ torExtraLines: ['DisableNetwork 1'] }));
+    const serve = await spawnServe(['--data', dataDir, '--port', '0', '--pow-bits', '12', '--tor', 'managed'], {}, 60_000, { interruptible: true });
+    const began = Date.now();
+    const code = await serve.interrupt();
+    const tookMs = Date.now() - began;
+    assert.equal(code, 0, serve.stderr());
+    assert.match(serve.stdout(), /SIGINT: stopping \(.*removing the onion service and stopping tor.*\)\nstopped in \d+\.\d s\n/);
+    assert.match(serve.stderr(), /"msg":"(tor has already exited; nothing to remove|onion service removed|tor did not take DEL_ONION[^"]*)"/);
+    // It used to wait out a 5 s DEL_ONION timer after everything had stopped.
+    assert.ok(tookMs < 3_000, `serve took ${tookMs} ms to exit after Ctrl-C`);
+  });
+});
+

@@ -89,9 +89,20 @@ export const serveCommand: Command = {
     ];
     println(io.stdout, banner.join('\n'));
     const signal = await stop;
-    println(io.stdout, `${signal}: stopping`);
-    await node.close();
-    println(io.stdout, 'stopped');
+    // Say what a stop waits for: with Tor on it removes the onion service and waits for tor to exit.
+    const steps = ['ending live streams and syncs', ...(node.onion ? [config.tor === 'managed' ? 'removing the onion service and stopping tor' : 'removing the onion service from your tor'] : []), 'closing the store'];
+    println(io.stdout, `${signal}: stopping (${steps.join(', ')})`);
+    const began = Date.now();
+    const seconds = () => ((Date.now() - began) / 1000).toFixed(1);
+    // A stop should take well under a second; if it does not, show that it is still going.
+    const ticker = setInterval(() => println(io.stdout, `still stopping after ${seconds()} s (details on stderr)`), 2_000);
+    ticker.unref();
+    try {
+      await node.close();
+    } finally {
+      clearInterval(ticker);
+    }
+    println(io.stdout, `stopped in ${seconds()} s`);
     return 0;
   },
 };
