@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,9 +77,11 @@ describe('p2pdb CLI against a running node', () => {
 
   test('a second serve on a port in use says so with a stable code; the first node keeps serving', async () => {
     const port = new URL(serve.url).port;
-    const r = await runCli(['serve', '--data', tempDir('p2pdb-cli-busy-'), '--port', port, '--pow-bits', '12'], { env });
+    const busyData = path.join(tempDir('p2pdb-cli-busy-'), 'data');
+    const r = await runCli(['serve', '--data', busyData, '--port', port, '--pow-bits', '12'], { env });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /error \[config_invalid\]: 127\.0\.0\.1:\d+ is already in use .*--port/);
+    assert.equal(existsSync(busyData), false, 'no data dir is left behind');
     ok(await runCli(['status'], { env }), 'the first node still answers');
   });
 

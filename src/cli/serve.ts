@@ -1,5 +1,7 @@
 /** `p2pdb serve`: run a node until SIGINT or SIGTERM. */
+import { createServer } from 'node:net';
 import { loadConfig, type ConfigInput } from '../config/config.js';
+import { P2pdbError } from '../errors.js';
 import { createLogger } from '../util/log.js';
 import { expectPositionals, flag, parse, println, str, type Command } from './context.js';
 
@@ -27,6 +29,22 @@ options:
   --allowed-tables LIST   '*' (every table) or table fingerprints separated by commas
   --config FILE           read settings from FILE instead of DIR/config.json
   -h, --help              show this help`;
+
+/**
+ * Fails like startNode does on a port in use, but before startNode creates the data dir and
+ * its files. (Another process could still take the port in the instant between; then
+ * startNode reports it as before.)
+ */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE' ? new P2pdbError('config_invalid', `${host}:${port} is already in use (another node?): choose another port with --port or P2PDB_PORT`) : err);
+    });
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -69,6 +87,8 @@ export const serveCommand: Command = {
     const file = str(p, 'config');
     const config = loadConfig({ flags, env: io.env, ...(file !== undefined ? { file } : {}) });
 
+    // Before anything is created: a node that cannot listen must not leave a data dir behind.
+    await assertPortFree(config.host, config.port);
     const log = createLogger((line) => io.stderr.write(line + '\n'));
     // Listen for stop requests before starting, so a signal during startup is not lost.
     const stop = io.stopSignal();
