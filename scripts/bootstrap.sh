@@ -32,9 +32,25 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 lock_hash=$(node -e 'process.stdout.write(require("crypto").createHash("sha256").update(require("fs").readFileSync("package-lock.json")).digest("hex"))')
 stamp=node_modules/.p2pdb-lock-sha256
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
-  say "installing dependencies (npm ci)"
+  say "installing dependencies (npm ci): about two minutes on a fresh clone, npm says when it is done"
   # granax (later) must never download Tor Browser: Debian's tor is the one we run.
-  GRANAX_USE_SYSTEM_TOR=1 npm ci --no-audit --no-fund >&2
+  GRANAX_USE_SYSTEM_TOR=1 npm ci --no-audit --no-fund >&2 &
+  npm_pid=$!
+  # A background job of a script ignores Ctrl-C: pass it on, or npm would go on alone.
+  trap 'kill "$npm_pid" 2>/dev/null; exit 130' INT TERM
+  # npm prints nothing until it is done: a line every 20 s shows it is still working.
+  started=$SECONDS
+  next=20
+  while kill -0 "$npm_pid" 2>/dev/null; do
+    sleep 1
+    elapsed=$((SECONDS - started))
+    if [ "$elapsed" -ge "$next" ] && kill -0 "$npm_pid" 2>/dev/null; then
+      say "still installing dependencies (${elapsed} s)"
+      next=$((next + 20))
+    fi
+  done
+  wait "$npm_pid"
+  trap - INT TERM
   echo "$lock_hash" > "$stamp"
 fi
 

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'keyring_locked'
   | 'keyring_bad_passphrase'
   | 'key_not_found'
+  | 'key_exists'
   | 'node_unreachable'
   | 'tor_control'
   | 'tor_command_failed'
@@ -78,6 +79,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   keyring_locked: 400,
   keyring_bad_passphrase: 400,
   key_not_found: 404,
+  key_exists: 409,
   node_unreachable: 502,
   tor_control: 503,
   tor_command_failed: 502,

@@ -13,7 +13,7 @@ import { resolveConfig } from '../src/config/config.js';
 import { startNode, type RunningNode } from '../src/node/node.js';
 import { waitFor } from '../src/tor/wait.js';
 import { silentLogger } from '../src/util/log.js';
-import { CLI_MAIN, cleanEnv, runCli } from './helpers/cli.js';
+import { CLI_MAIN, cleanEnv, closedPort, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
 const PASS = 'follow test passphrase';
@@ -107,6 +107,7 @@ describe('p2pdb pair', () => {
     }
     assert.equal(decoded.label, 'Board');
     assert.ok(/[▀▄█]/.test(r.stdout) && r.stdout.split('\n').length > 20, 'a QR code block follows the link');
+    assert.doesNotMatch(r.stdout, /\x1b/, 'no colour codes when stdout is not a terminal (a file, a pipe)');
     assert.match(r.stderr, /WARNING: this link carries the private keys of table board and recipient alice/);
   });
 
@@ -121,8 +122,35 @@ describe('p2pdb pair', () => {
     const bad = await runCli(['pair', '--table', 'board', '--onion', 'example.com'], { env });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /not_onion_url/);
-    const noTor = await runCli(['pair', '--table', 'board', '--data', tempDir('p2pdb-pair-empty-')], { env });
-    assert.equal(noTor.code, 1);
-    assert.match(noTor.stderr, /error \[tor_off\]/);
+  });
+
+  it('with the node running without Tor (npm start), links to that node and says what that means', async () => {
+    const r = await runCli(['pair', '--table', 'board', '--data', tempDir('p2pdb-pair-empty-'), '--no-qr'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.startsWith(`${node.url}/#pair=1&t=`), r.stdout);
+    assert.match(r.stderr, /runs without Tor, so the link opens its app there: only a browser on this machine/);
+  });
+
+  it('with no node at all, says how to start one or which flag to give', async () => {
+    const r = await runCli(['pair', '--table', 'board', '--data', tempDir('p2pdb-pair-empty-'), '--node', `http://127.0.0.1:${await closedPort()}`], { env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /error \[node_unreachable\]: no node to point the link at: .*start the node \(npm start\), or give --url http:\/\/127\.0\.0\.1:8733/);
+  });
+
+  it("says when the onion of status.json belongs to a node that stopped or was killed", async () => {
+    const onion = 'aoqqpp7tzyil4hlq3umoos6atft6jvrqtosq2xy53sdgiesvgg4bqead.onion';
+    const data = tempDir('p2pdb-pair-stale-');
+    const write = (extra: object) => writeFileSync(path.join(data, 'status.json'), JSON.stringify({ onion, tor: { mode: 'managed', published: true }, updated_at: Date.now(), ...extra }));
+    // A pid that cannot be running: beyond Linux's pid_max.
+    for (const [extra, said] of [[{ pid: 2 ** 30 }, /not running \(process \d+ is gone/], [{ pid: process.pid, stopped_at: Date.now() }, /node that stopped at/]] as const) {
+      write(extra);
+      const r = await runCli(['pair', '--table', 'board', '--data', data, '--no-qr'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.startsWith(`http://${onion}/#pair=1`), r.stdout);
+      assert.match(r.stderr, said);
+      assert.match(r.stderr, /the link will work once that node runs again with Tor/);
+      const st = await runCli(['status', '--data', data], { env });
+      assert.match(st.stdout, said);
+    }
   });
 });

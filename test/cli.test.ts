@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +11,11 @@ import { createEntry, type MintFunction } from '../src/client/write.js';
 import { loadConfig } from '../src/config/config.js';
 import { P2pdbError } from '../src/errors.js';
 import { mintProof } from '../src/pow/mint.js';
-import { closedPort, runCli, runScript, spawnServe, TEST_SERVER_SCRIPT, type ServeProcess } from './helpers/cli.js';
+import { CLI_MAIN, cleanEnv, closedPort, runCli, runScript, spawnServe, TEST_SERVER_SCRIPT, type ServeProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
+import { spawn } from 'node:child_process';
+import { mintProgressText, roughDuration } from '../src/cli/put.js';
+import { waitFor } from '../src/tor/wait.js';
 
 const PASS = 'test passphrase, not a secret';
 const MESSAGE = 'meet at the old mill at noon';
@@ -64,7 +67,7 @@ describe('p2pdb CLI against a running node', () => {
     if (!serve) return;
     const code = await serve.stop();
     assert.equal(code, 0, 'serve stops cleanly on SIGTERM');
-    assert.match(serve.stdout(), /SIGTERM: stopping\nstopped\n/);
+    assert.match(serve.stdout(), /SIGTERM: stopping \(.*\)\nstopped in \d+\.\d s\n/);
   });
 
   test('serve prints its URL and says Tor is off', () => {
@@ -74,9 +77,11 @@ describe('p2pdb CLI against a running node', () => {
 
   test('a second serve on a port in use says so with a stable code; the first node keeps serving', async () => {
     const port = new URL(serve.url).port;
-    const r = await runCli(['serve', '--data', tempDir('p2pdb-cli-busy-'), '--port', port, '--pow-bits', '12'], { env });
+    const busyData = path.join(tempDir('p2pdb-cli-busy-'), 'data');
+    const r = await runCli(['serve', '--data', busyData, '--port', port, '--pow-bits', '12'], { env });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /error \[config_invalid\]: 127\.0\.0\.1:\d+ is already in use .*--port/);
+    assert.equal(existsSync(busyData), false, 'no data dir is left behind');
     ok(await runCli(['status'], { env }), 'the first node still answers');
   });
 
@@ -174,6 +179,15 @@ describe('p2pdb CLI against a running node', () => {
     assert.match(r.stderr, new RegExp(`^error \\[node_unreachable\\]: cannot reach the node at ${url.replace(/\./g, '\\.')}`));
   });
 
+  test('status on a node that is not running says so once, with what to do', async () => {
+    const url = `http://127.0.0.1:${await closedPort()}`;
+    const r = await runCli(['status', '--node', url, '--data', tempDir('p2pdb-cli-nodata-')], { env });
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /unavailable \[node_unreachable\] \(see the error below\)/);
+    assert.equal(r.stderr.split('cannot reach the node').length - 1, 1, `the error once: ${r.stderr}`);
+    assert.match(r.stderr, /^hint: is the node running\? Start it with 'npm start'/m);
+  });
+
   test('entries a node corrupted are reported on stderr and not printed', async () => {
     const proxy = await tamperingProxy(serve.url);
     try {
@@ -216,6 +230,66 @@ describe('p2pdb CLI against a running node', () => {
     const help = await runCli(['put', '--help'], { env });
     ok(help, 'put --help');
     assert.match(help.stdout, /^usage: p2pdb put --table T --to R MESSAGE/);
+  });
+
+  test('an option of serve given to put says where it belongs, in balanced words', async () => {
+    const r = await runCli(['put', '--table', 'table', '--to', 'alice', '--pow-bits', '30', 'hi'], { env });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^usage error: unknown option --pow-bits: put mints the proof of work the node asks for .*--pow-bits belongs to 'p2pdb serve'/);
+    assert.doesNotMatch(r.stderr, /as in '-- "/);
+    const other = await runCli(['get', '-x'], { env });
+    assert.match(other.stderr, /^usage error: unknown option -x \(an argument that starts with '-' goes after '--', e\.g\. p2pdb get … -- '-x'\)/);
+  });
+
+  test('a duplicate key name is key_exists, not bad_request', async () => {
+    const r = await runCli(['keys', 'new', 'alice'], { env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^error \[key_exists\]: the keyring already has a key named alice: choose another name/);
+  });
+
+  test('a message too large for the node names the largest that fits', async () => {
+    const max = 65536 - (3 + 256 + 12 + 16); // the node's max_payload_bytes minus the envelope for alice's 2048-bit key
+    const r = await runCli(['put', '--table', 'table', '--to', 'alice', '-'], { env, input: 'x'.repeat(max + 1) });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^error \\[payload_too_large\\]: .*the largest message to alice that fits is ${max} bytes`));
+    ok(await runCli(['put', '--table', 'table', '--to', 'alice', '-'], { env, input: 'x'.repeat(max) }), 'the largest message fits');
+  });
+
+  test('Ctrl-C while minting stops the workers, sends nothing and exits 130', async () => {
+    // A node in front of the real one that asks for 40 bits: minting would take days.
+    const seen: string[] = [];
+    const front = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      void fetch(serve.url + req.url).then(async (up) => {
+        const body = (await up.json()) as { pow_bits?: number };
+        if (req.url?.startsWith('/hello/')) body.pow_bits = 40;
+        res.writeHead(up.status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      });
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(front.address() as { port: number }).port}`;
+      const child = spawn(process.execPath, [CLI_MAIN, 'put', '--table', 'table', '--to', 'alice', 'never sent'], { env: cleanEnv({ ...env, P2PDB_NODE: url }), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      // Without a terminal, a long mint is announced once, after Ctrl-C is being listened for.
+      await waitFor(() => stderr.includes('Ctrl-C cancels'), { timeoutMs: 30_000, intervalMs: 20, what: 'put to start minting' });
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, stderr);
+      assert.match(stderr, /cancelled: nothing was sent to the node/);
+      assert.deepEqual(seen.filter((r) => r.startsWith('POST')), [], 'nothing was posted');
+    } finally {
+      front.close();
+    }
+  });
+
+  test('the mint progress line shows the rate and the expected time left', () => {
+    // 30 bits: 2^26 hashes per token on average; 10 tokens left at 10M hashes/s ≈ 67 s.
+    const text = mintProgressText(30, { tokensDone: 6, tokens: 16, hashes: 50e6 }, 5_000);
+    assert.equal(text, 'minting proof of work (30 bits): 6/16 tokens, 50.0M hashes, 10.0M hashes/s, about 67 s left');
+    assert.match(mintProgressText(40, { tokensDone: 0, tokens: 16, hashes: 1e6 }, 1_000), /about \d+ days left$/);
+    assert.equal(roughDuration(600), '10 min');
   });
 
   test('status shows the node and the keyring, no secrets', async () => {
@@ -296,3 +370,22 @@ describe('p2pdb init and the launcher', () => {
     assert.match(r.stdout, /^p2pdb \d+\.\d+\.\d+\n$/);
   });
 });
+
+describe('p2pdb serve --tor managed, stopped with Ctrl-C', () => {
+  test('exits at once though tor got the Ctrl-C too, saying what it does', async () => {
+    const dataDir = path.join(tempDir('p2pdb-cli-tor-'), 'data');
+    mkdirSync(dataDir, { mode: 0o700 });
+    // No network: tor adds the onion service all the same, and dials nothing.
+    writeFileSync(path.join(dataDir, 'config.json'), JSON.stringify({ torExtraLines: ['DisableNetwork 1'] }));
+    const serve = await spawnServe(['--data', dataDir, '--port', '0', '--pow-bits', '12', '--tor', 'managed'], {}, 60_000, { interruptible: true });
+    const began = Date.now();
+    const code = await serve.interrupt();
+    const tookMs = Date.now() - began;
+    assert.equal(code, 0, serve.stderr());
+    assert.match(serve.stdout(), /SIGINT: stopping \(.*removing the onion service and stopping tor.*\)\nstopped in \d+\.\d s\n/);
+    assert.match(serve.stderr(), /"msg":"(tor has already exited; nothing to remove|onion service removed|tor did not take DEL_ONION[^"]*)"/);
+    // It used to wait out a 5 s DEL_ONION timer after everything had stopped.
+    assert.ok(tookMs < 3_000, `serve took ${tookMs} ms to exit after Ctrl-C`);
+  });
+});
+

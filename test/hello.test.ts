@@ -130,19 +130,22 @@ describe('hello vectors in docs/PROTOCOL.md', () => {
   it('rebuild exactly: keys, onion addresses, signing text, signature', () => {
     const blocks = [...doc.matchAll(/^```json hello-vectors[ \t]*\r?\n([\s\S]*?)^```[ \t]*$/gm)];
     assert.equal(blocks.length, 1, 'exactly one ```json hello-vectors block');
-    const texts = [...doc.matchAll(/^```text hello-signing-text[ \t]*\r?\n([\s\S]*?)^```[ \t]*$/gm)].map((m) => m[1]!);
+    // Each text block names its hello: a reader pairs them by name, not by position.
+    const texts = new Map([...doc.matchAll(/^```text hello-signing-text[ \t]+(\S+)[ \t]*\r?\n([\s\S]*?)^```[ \t]*$/gm)].map((m) => [m[1]!, m[2]!]));
+    const unnamed = [...doc.matchAll(/^```text hello-signing-text[ \t]*\r?$/gm)];
+    assert.equal(unnamed.length, 0, 'every hello-signing-text block names its hello');
     const v = JSON.parse(blocks[0]![1]!) as HelloVectors;
     assert.ok(v.hellos.length >= 2);
-    assert.equal(texts.length, v.hellos.length, 'one text block per hello vector');
+    assert.deepEqual([...texts.keys()].sort(), v.hellos.map((h) => h.name).sort(), 'one text block per hello vector, by name');
     const ids = Object.fromEntries(Object.entries(v.keys).map(([name, k]) => [name, identityFromSeed(Buffer.from(k.seed_hex, 'hex'))]));
     for (const [name, k] of Object.entries(v.keys)) {
       assert.equal(ids[name]!.publicKey.toString('hex'), k.public_key_hex, name);
       assert.equal(ids[name]!.address, k.onion, name);
     }
-    v.hellos.forEach((h, i) => {
+    v.hellos.forEach((h) => {
       const hello = parseHelloMessage(h.body.hello);
       assert.equal(helloSigningText(hello), h.signing_text, h.name);
-      assert.equal(texts[i], h.signing_text, `${h.name}: the text block shows the same bytes`);
+      assert.equal(texts.get(h.name), h.signing_text, `${h.name}: the text block shows the same bytes`);
       // Ed25519 is deterministic: signing again gives the published signature exactly.
       const signer = ids[h.signer]!;
       assert.deepEqual(makeSignedHello(signer, hello.to, hello, hello.timestamp), h.body, h.name);
@@ -274,6 +277,9 @@ describe(onBackend('POST /hello/'), () => {
       const res = await postHello(off.url, makeSignedHello(alice, newIdentity().address, info(), off.now));
       assert.equal(res.status, 503);
       assert.equal(res.body.error.code, 'tor_off');
+      // §8.4 step 0: before the type and the size are looked at.
+      const wrongType = await postHello(off.url, 'x'.repeat(200 * 1024), 'text/plain');
+      assert.deepEqual([wrongType.status, wrongType.body.error.code], [503, 'tor_off']);
       const got = await getHello(off.url);
       assert.equal(got.status, 200);
       assert.equal(got.body.onion, undefined);

@@ -15,6 +15,7 @@ import { silentLogger } from '../src/util/log.js';
 import { getJson, makeEntry, postJson, testKey, type TestKey } from './helpers/entries.js';
 import { startTestNode } from './helpers/node.js';
 import { onBackend, sqliteOnly } from './helpers/backend.js';
+import { arrayItemSpans, maxEntryBytes } from '../src/ingest/parse-body.js';
 
 let node: RunningNode;
 let table: TestKey;
@@ -295,6 +296,83 @@ describe(onBackend('batches'), () => {
   });
 });
 
+describe(onBackend('the bound of one entry (8 × max_payload_bytes + 64 KiB), in every route'), () => {
+  // The node of this file: max_payload_bytes 4096.
+  const bound = maxEntryBytes(4096);
+  let bigTable: TestKey;
+  let bigTo: TestKey;
+  before(() => {
+    bigTable = testKey(4096);
+    bigTo = testKey(4096);
+  });
+
+  /** The largest valid entry: RSA-4096 keys, an envelope of exactly max_payload_bytes. */
+  async function largest(tag: string) {
+    // envelope = 3 + 512 (wrapped key) + 12 (iv) + plaintext + 16 (tag)
+    const made = await makeEntry({ table: bigTable, to: bigTo, text: tag.padEnd(4096 - 3 - 512 - 12 - 16, '.') });
+    assert.equal(made.entry.payload.length, 4096);
+    return made;
+  }
+  const everyByte = (v: string, esc: (code: number) => string) => [...v].map((c) => esc(c.charCodeAt(0))).join('');
+
+  it('a largest entry form-encoded with every byte percent-escaped and PEM keys is stored', async () => {
+    const made = await largest('form');
+    const fields: Record<string, string> = {
+      v: '1', id: made.idHex, table: bigTable.publicPem, to: bigTo.publicPem, created_at: String(made.entry.createdAt),
+      payload: made.json.payload, signature: made.json.signature, proof: made.json.proof,
+    };
+    const hex = (c: number) => '%' + c.toString(16).toUpperCase().padStart(2, '0');
+    const body = Object.entries(fields).map(([k, v]) => `${k}=${everyByte(v, hex)}`).join('&');
+    const oldBound = Math.ceil((4096 * 4) / 3) + 8 * 1024; // base64 of the payload + 8 KiB: too small for this
+    assert.ok(body.length > oldBound, `the body (${body.length} bytes) is over the old bound`);
+    const res = await postJson(`${node.url}/put/${made.idHex}`, body, 'application/x-www-form-urlencoded');
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+  });
+
+  it('a largest entry as JSON with every string character \\u-escaped is stored, alone and in a batch', async () => {
+    const esc = (c: number) => '\\u' + c.toString(16).padStart(4, '0');
+    const encode = (json: Record<string, unknown>) =>
+      '{' + Object.entries(json).map(([k, v]) => `"${k}":` + (typeof v === 'string' ? `"${everyByte(v, esc)}"` : JSON.stringify(v))).join(',') + '}';
+    const one = await largest('json one');
+    const res = await postJson(`${node.url}/put/${one.idHex}`, encode({ ...one.json }));
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const two = await largest('json two');
+    const batch = await postJson(`${node.url}/put/`, `[${encode({ ...two.json })}]`);
+    assert.deepEqual(batch.body.results, [{ index: 0, id: two.idHex, status: 'stored' }]);
+  });
+
+  it('an unknown field is ignored within the bound and refused past it, the same way alone and in a batch', async () => {
+    const small = await makeEntry({ table, to: alice, text: 'with a modest unknown field' });
+    const modest = { ...small.json, note: 'n'.repeat(20_000) };
+    assert.equal((await postJson(`${node.url}/put/${small.idHex}`, modest)).status, 201);
+
+    const huge = await makeEntry({ table, to: alice, text: 'with a huge unknown field' });
+    const over = { ...huge.json, pad: 'z'.repeat(bound) };
+    await expectRefusal(`/put/${huge.idHex}`, over, 413, 'payload_too_large');
+
+    const fine = await makeEntry({ table, to: bob, text: 'next to a huge one' });
+    const arr = await postJson(`${node.url}/put/`, [ over, fine.json ]);
+    assert.equal(arr.status, 200);
+    assert.equal(arr.body.results[0].error.code, 'payload_too_large');
+    assert.deepEqual(arr.body.results[1], { index: 1, id: fine.idHex, status: 'stored' });
+
+    const nd = await postJson(`${node.url}/put/`, `${JSON.stringify(small.json)}\n${JSON.stringify(over)}\n`, 'application/x-ndjson');
+    assert.equal(nd.body.results[0].status, 'duplicate');
+    assert.equal(nd.body.results[1].error.code, 'payload_too_large');
+    assert.match(nd.body.results[1].error.message, /line 2/);
+    const got = await getJson(`${node.url}/get/?ids=${huge.idHex}`);
+    assert.equal(got.body.entries.length, 0, 'the entry with the huge field is stored by no route');
+  });
+
+  it('measures array items exactly: nested values, strings with brackets and escapes, whitespace', () => {
+    const text = ' [ {"a":[1,{"b":"],\\\\\\""}]} ,\n "x,]" , 12 ,[[]] ] ';
+    const raw = Buffer.from(text);
+    const items = arrayItemSpans(raw).map(({ start, end }) => raw.subarray(start, end).toString());
+    assert.deepEqual(items.map((t) => JSON.parse(t)), JSON.parse(text));
+    assert.deepEqual(items, ['{"a":[1,{"b":"],\\\\\\""}]}', '"x,]"', '12', '[[]]']);
+  });
+});
+
 describe(onBackend('/get/ filters'), () => {
   let tableB: TestKey;
   const made: { idHex: string; to: TestKey; table: TestKey }[] = [];
@@ -321,6 +399,16 @@ describe(onBackend('/get/ filters'), () => {
     for (const q of ['/get/?tables=,', '/get/?after=0&recipients=,,', '/subscribe/?tables=,', '/subscribe/?ids=,']) {
       const r = await getJson(`${node.url}${q}`);
       assert.deepEqual([r.status, r.body.error?.code], [400, 'bad_request'], q);
+    }
+  });
+
+  it('integers: 1 to 16 digits, at most 2^53 − 1 (docs/PROTOCOL.md §6)', async () => {
+    const max = String(Number.MAX_SAFE_INTEGER);
+    assert.deepEqual((await getJson(`${node.url}/get/?after=${max}`)).body, { entries: [], next: null });
+    assert.equal((await getJson(`${node.url}/get/?seconds_since=0000000000000001`)).status, 200);
+    for (const bad of [String(2 ** 53), '00000000000000001', '-1', '1e3', '+1']) {
+      const r = await getJson(`${node.url}/get/?after=${encodeURIComponent(bad)}`);
+      assert.deepEqual([r.status, r.body.error?.code], [400, 'bad_request'], bad);
     }
   });
 

@@ -150,8 +150,8 @@ describe('keyring', () => {
     assert.equal(again.exportPublicPem('a'), a.publicKey);
     assert.equal(again.exportPublicPem('c'), pubOnly.publicKey);
 
-    await assert.rejects(again.importPem('a', b.publicKey), (e) => code(e) === 'bad_request', 'name taken');
-    await assert.rejects(again.importPem('a2', a.publicKey), (e) => code(e) === 'bad_request', 'key already present');
+    await assert.rejects(again.importPem('a', b.publicKey), (e) => code(e) === 'key_exists', 'name taken');
+    await assert.rejects(again.importPem('a2', a.publicKey), (e) => code(e) === 'key_exists', 'key already present');
     await assert.rejects(again.importPem('bad name', a.publicKey), (e) => code(e) === 'bad_request');
     await assert.rejects(again.importPem('junk', 'not a key'), (e) => code(e) === 'bad_key');
     const encrypted = createPrivateKey(a.privateKey)
@@ -271,7 +271,7 @@ describe('keyring across processes', () => {
     await a.init();
     const b = await Keyring.open({ home, passphrase: recordingSource().source });
     await a.generate('same');
-    await assert.rejects(b.generate('same'), (e: unknown) => code(e) === 'bad_request' && /a key named same/.test((e as Error).message));
+    await assert.rejects(b.generate('same'), (e: unknown) => code(e) === 'key_exists' && /a key named same/.test((e as Error).message));
     const again = await Keyring.open({ home, passphrase: refuse });
     assert.deepEqual(again.list().map((k) => k.name), ['same']);
   });

@@ -348,7 +348,7 @@ describe('a node with Tor on, on the private network', () => {
 
       assert.equal(await serve.stop(), 0);
       stopped = true;
-      assert.match(serve.stdout(), /SIGTERM: stopping\nstopped\n/);
+      assert.match(serve.stdout(), /SIGTERM: stopping \(.*\)\nstopped in \d+\.\d s\n/);
       await waitFor(() => !isAlive(torPid), { timeoutMs: 15_000, what: 'tor to exit with serve' });
     } finally {
       if (!stopped) await serve.stop();

@@ -358,6 +358,27 @@ describe('strict decoding', () => {
     // non-minimal varint for the table count
     bad(Buffer.from([1, 1, 0, 0x80, 0x00]), 'overlong varint');
   });
+
+  test('counts: 2^48 is the largest a message may carry (docs/PROTOCOL.md §9.5), in requests and replies', () => {
+    const summary = (count: number) =>
+      encodeRequest({ allTables: false, tables: [{ table: Buffer.alloc(32, 2), items: [{ kind: 'summary', prefix: '', count, fingerprint: Buffer.alloc(16, 3) }] }] });
+    const item = decodeRequest(summary(2 ** 48)).tables[0]!.items[0]!;
+    assert.equal(item.kind === 'summary' && item.count, 2 ** 48);
+    assert.throws(() => decodeRequest(summary(2 ** 48 + 1)), (e: unknown) => isP2pdbError(e) && e.code === 'sync_malformed');
+    const extra = (count: number) => {
+      // version, reply, 1 section, EXTRA, a table, its count
+      const w = [1, 2, 1, 3, ...Buffer.alloc(32, 4)];
+      for (let n = count; ; n = Math.floor(n / 128)) {
+        const low = n % 128;
+        if (n < 128) { w.push(low); break; }
+        w.push(low | 0x80);
+      }
+      return Buffer.from(w);
+    };
+    const s = decodeReply(extra(2 ** 48)).sections[0]!;
+    assert.equal(s.kind === 'extra' && s.count, 2 ** 48);
+    assert.throws(() => decodeReply(extra(2 ** 48 + 1)), (e: unknown) => isP2pdbError(e) && e.code === 'sync_malformed');
+  });
 });
 
 describe('docs/PROTOCOL.md §9 test vectors', () => {

@@ -52,13 +52,39 @@ export interface Parsed {
   positionals: string[];
 }
 
+/** Options of `p2pdb serve` that people try on client commands, with what to do instead. */
+const SERVE_ONLY_HINTS: Record<string, (command: string) => string> = {
+  'pow-bits': (command) =>
+    command === 'put'
+      ? "put mints the proof of work the node asks for (its pow_bits, see 'p2pdb status'); --pow-bits belongs to 'p2pdb serve', where it sets what a node requires"
+      : "--pow-bits belongs to 'p2pdb serve', where it sets the proof of work a node requires",
+  port: (command) => `--port belongs to 'p2pdb serve'; ${command} talks to a node with --node URL`,
+  host: (command) => `--host belongs to 'p2pdb serve'; ${command} talks to a node with --node URL`,
+  tor: () => "--tor belongs to 'p2pdb serve'; a client reaches an onion node with --node http://….onion --socks PORT",
+};
+
+/**
+ * Node's own message for an unknown option is long, and its example of a '-' positional has
+ * unbalanced quotes; this says which option is unknown and, for a serve option, where it goes.
+ */
+function unknownOptionMessage(command: string, nodeMessage: string): string {
+  const option = /^Unknown option '([^']+)'/.exec(nodeMessage)?.[1];
+  if (!option) return nodeMessage;
+  const hint = SERVE_ONLY_HINTS[option.replace(/^--?/, '')];
+  return hint
+    ? `unknown option ${option}: ${hint(command)}`
+    : `unknown option ${option} (an argument that starts with '-' goes after '--', e.g. p2pdb ${command} … -- '${option}')`;
+}
+
 /** parseArgs in strict mode, its errors turned into usage errors of `command`. */
 export function parse(command: string, args: string[], options: OptionSpec): Parsed {
   try {
     const { values, positionals } = parseArgs({ args, options: { ...HELP_OPTION, ...options }, strict: true, allowPositionals: true });
     return { values: values as Parsed['values'], positionals };
   } catch (e) {
-    if (typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('ERR_PARSE_ARGS')) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(unknownOptionMessage(command, (e as Error).message), command);
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
       throw new UsageError((e as Error).message, command);
     }
     throw e;

@@ -55,6 +55,17 @@ export function processIo(): CliIo {
   };
 }
 
+/** What to try next, for the errors a new user meets first. */
+export function hintFor(e: P2pdbError): string | undefined {
+  if (e.code === 'node_unreachable' && /cannot reach the node at https?:\/\/(127\.|localhost|\[::1\])/.test(e.message)) {
+    return "is the node running? Start it with 'npm start' in the p2pdb checkout (or 'p2pdb serve'), or name another with --node URL";
+  }
+  if (e.code === 'node_unreachable' && /cannot reach the node at https?:\/\/[a-z2-7]{56}\.onion/.test(e.message)) {
+    return "is your tor running at --socks, and has the node published its onion service ('p2pdb status' on its machine)?";
+  }
+  return undefined;
+}
+
 export async function run(argv: string[], io: CliIo = processIo()): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -78,6 +89,8 @@ export async function run(argv: string[], io: CliIo = processIo()): Promise<numb
     }
     if (e instanceof P2pdbError) {
       println(io.stderr, `error [${e.code}]: ${e.message}`);
+      const hint = hintFor(e);
+      if (hint) println(io.stderr, `hint: ${hint}`);
       return 1;
     }
     const err = e as Error;

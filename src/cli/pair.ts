@@ -1,7 +1,7 @@
 /** `p2pdb pair`: a link (and QR code) that gives a browser app a table key and a recipient key. */
 import QRCode from 'qrcode';
 import { P2pdbError, fail } from '../errors.js';
-import { readNodeStatus } from '../node/status-file.js';
+import { readNodeStatus, statusLiveness, type NodeStatus } from '../node/status-file.js';
 import { pairingLink } from '../client/pairing.js';
 import { assertOnionUrl } from '../tor/socks.js';
 import {
@@ -32,7 +32,9 @@ options:
   --table T        a key in the keyring whose private key we hold
   --recipient R    also pair this key (the keyring must hold its private key)
   --label TEXT     a name the browser shows for the pairing
-  --onion ADDR     the node's onion address (default: DATA/status.json, else the node's /hello/)
+  --onion ADDR     the node's onion address (default: DATA/status.json of the running node,
+                   else the node's /hello/; a node without Tor gives its own URL, which only
+                   a browser on this machine can open, and says so)
   --url URL        any other origin for the link instead (e.g. http://127.0.0.1:8733 to pair
                    a browser on this machine)
   --data DIR       the node's data dir, for status.json (default: $P2PDB_DATA or ./data)
@@ -55,15 +57,47 @@ async function linkOrigin(io: CliIo, p: ReturnType<typeof parse>): Promise<strin
     return parsed.origin;
   }
   if (onion !== undefined) return originOfOnion(onion);
-  const status = readNodeStatus(nodeDataDir(io, str(p, 'data')));
-  if (status?.onion) return originOfOnion(status.onion);
+  const dataDir = nodeDataDir(io, str(p, 'data'));
+  const status = readNodeStatus(dataDir);
+  const liveness = status ? statusLiveness(status) : undefined;
+  if (status?.onion && (liveness === 'running' || liveness === 'unknown')) return originOfOnion(status.onion);
+  const api = nodeApi(io, p);
+  let reachable = false;
+  let unreachable: P2pdbError | undefined;
   try {
-    const hello = await nodeApi(io, p).hello();
+    const hello = await api.hello();
+    reachable = true;
     if (hello.onion) return originOfOnion(hello.onion);
   } catch (e) {
     if (!(e instanceof P2pdbError)) throw e;
+    unreachable = e;
   }
-  fail('tor_off', 'no onion address: the node runs without Tor or is not reachable; give --onion ADDR, --url URL or --data DIR');
+  if (status?.onion) {
+    // The address is the node's key, so it stays right; it only works while the node runs.
+    println(io.stderr, `note: ${onionNote(status, liveness!)}: the link will work once that node runs again with Tor`);
+    if (reachable) println(io.stderr, `      (the node at ${api.baseUrl} runs without Tor: --url ${new URL(api.baseUrl).origin} pairs a browser on this machine with it)`);
+    return originOfOnion(status.onion);
+  }
+  if (reachable) {
+    // The README's own node (npm start) runs without Tor: point at it, and say what that means.
+    const origin = new URL(api.baseUrl).origin;
+    println(io.stderr, `note: the node at ${origin} runs without Tor, so the link opens its app there: only a browser on this machine can follow it.`);
+    println(io.stderr, '      For a phone (Tor Browser), run the node with --tor managed, or give --onion ADDR.');
+    return origin;
+  }
+  fail(
+    'node_unreachable',
+    `no node to point the link at: ${unreachable!.message}, and ${dataDir} holds no status.json of a node with Tor; ` +
+      'start the node (npm start), or give --url http://127.0.0.1:8733 (a browser on this machine) or --onion ADDR',
+  );
+}
+
+/** Why the onion in status.json may not answer now. */
+function onionNote(status: NodeStatus, liveness: ReturnType<typeof statusLiveness>): string {
+  const when = new Date(status.stopped_at ?? status.updated_at).toISOString().replace(/\.\d+Z$/, 'Z');
+  return liveness === 'stopped'
+    ? `the onion ${status.onion} comes from the status file of a node that stopped at ${when}`
+    : `the onion ${status.onion} comes from the status file of a node that is not running (process ${status.pid} is gone; last update ${when})`;
 }
 
 function originOfOnion(onion: string): string {
@@ -115,7 +149,10 @@ export const pairCommand: Command = {
     println(io.stdout, link);
     if (!flag(p, 'no-qr')) {
       println(io.stdout);
-      io.stdout.write(await QRCode.toString(link, { type: 'terminal', small: true }));
+      // On a terminal, black on white with colour codes (readable on dark themes too); into a
+      // file or a pipe, plain block characters: escape codes would be noise there.
+      const qr = io.stdout.isTTY ? await QRCode.toString(link, { type: 'terminal', small: true }) : await QRCode.toString(link, { type: 'utf8' });
+      io.stdout.write(qr);
     }
     return 0;
   },

@@ -37,16 +37,45 @@ function envelopeOverhead(recipientBits: number): number {
   return 3 + Math.ceil(recipientBits / 8) + 12 + 16;
 }
 
+/** From about 2^28 hashes (tens of seconds on a laptop) a mint is worth announcing. */
+const LONG_MINT_BITS = 28;
+
+/** "42 s", "7 min", "3.5 h": an estimate, so no false precision. */
+export function roughDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return 'unknown';
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 48 * 3600) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+/**
+ * The progress of a mint as text: tokens, hashes, the rate, and the expected time left. Each
+ * of the 16 tokens wants (bits − 4) leading zero bits, 2^(bits−4) hashes on average, and a
+ * token's search has no memory, so what is left is about that per unfinished token.
+ */
+export function mintProgressText(bits: number, p: { tokensDone: number; tokens: number; hashes: number }, elapsedMs: number): string {
+  const rate = elapsedMs > 0 ? p.hashes / (elapsedMs / 1000) : 0;
+  const left = (p.tokens - p.tokensDone) * 2 ** Math.max(0, bits - 4);
+  const eta = rate > 0 ? `, about ${roughDuration(left / rate)} left` : '';
+  return `minting proof of work (${bits} bits): ${p.tokensDone}/${p.tokens} tokens, ${(p.hashes / 1e6).toFixed(1)}M hashes, ${(rate / 1e6).toFixed(1)}M hashes/s${eta}`;
+}
+
 /** A progress line that rewrites itself; only on a terminal, where \r means something. */
-function progressLine(out: OutStream, bits: number) {
+function progressLine(out: OutStream, bits: number, now: () => number = Date.now) {
   let shown = false;
+  const began = now();
   return {
     update(p: { tokensDone: number; tokens: number; hashes: number }) {
       shown = true;
-      out.write(`\rminting proof of work (${bits} bits): ${p.tokensDone}/${p.tokens} tokens, ${(p.hashes / 1e6).toFixed(1)}M hashes `);
+      out.write(`\r\x1b[K${mintProgressText(bits, p, now() - began)}`);
     },
     clear() {
       if (shown) out.write('\r\x1b[K');
+    },
+    /** Leaves the last progress on screen and ends its line, so what follows starts clean. */
+    end(note: string) {
+      out.write(shown ? ` ${note}\n` : `${note}\n`);
     },
   };
 }
@@ -80,12 +109,24 @@ export const putCommand: Command = {
     }
     const payloadBytes = plaintext.length + envelopeOverhead(recipient.bits);
     if (payloadBytes > hello.limits.max_payload_bytes) {
-      fail('payload_too_large', `the encrypted message would be ${payloadBytes} bytes, the node takes at most ${hello.limits.max_payload_bytes}`);
+      const largest = hello.limits.max_payload_bytes - envelopeOverhead(recipient.bits);
+      fail(
+        'payload_too_large',
+        `the encrypted message would be ${payloadBytes} bytes, the node takes at most ${hello.limits.max_payload_bytes}: ` +
+          `the largest message to ${recipient.name} that fits is ${largest} bytes (encryption to a ${recipient.bits}-bit key adds ${envelopeOverhead(recipient.bits)})`,
+      );
     }
     const tablePrivateKey = await keyring.privateKey(table.name);
 
     const pool = new MintPool({ threads: availableParallelism() });
     const progress = io.stderr.isTTY ? progressLine(io.stderr, hello.pow_bits) : undefined;
+    // Ctrl-C while minting: stop the workers, end the progress line, send nothing.
+    const cancel = new AbortController();
+    void io.stopSignal().then(() => cancel.abort());
+    // Without a terminal there is no progress line: say once, up front, when the work is long.
+    if (!progress && hello.pow_bits >= LONG_MINT_BITS) {
+      println(io.stderr, `minting proof of work (${hello.pow_bits} bits, about 2^${hello.pow_bits} hashes): this can take a while; Ctrl-C cancels`);
+    }
     let created;
     try {
       created = await createEntry({
@@ -93,10 +134,18 @@ export const putCommand: Command = {
         recipientPublicKey: recipient.publicKey,
         plaintext,
         powBits: hello.pow_bits,
-        mint: (id, bits) => pool.mint(id, bits, progress ? { onProgress: (x) => progress.update(x) } : {}),
+        mint: (id, bits) => pool.mint(id, bits, { signal: cancel.signal, ...(progress ? { onProgress: (x) => progress.update(x) } : {}) }),
       });
-    } finally {
       progress?.clear();
+    } catch (e) {
+      if (!cancel.signal.aborted) {
+        progress?.clear();
+        throw e;
+      }
+      if (progress) progress.end('cancelled');
+      println(io.stderr, 'cancelled: nothing was sent to the node');
+      return 130; // the shell's code for a command ended by Ctrl-C
+    } finally {
       await pool.close();
     }
     const result = await api.put(created.entry);

@@ -1,5 +1,7 @@
 /** `p2pdb serve`: run a node until SIGINT or SIGTERM. */
+import { createServer } from 'node:net';
 import { loadConfig, type ConfigInput } from '../config/config.js';
+import { P2pdbError } from '../errors.js';
 import { createLogger } from '../util/log.js';
 import { expectPositionals, flag, parse, println, str, type Command } from './context.js';
 
@@ -42,6 +44,22 @@ function databaseLabel(config: { database?: string }): string {
     }
   }
   return `SQLite ${config.database}`;
+}
+
+/**
+ * Fails like startNode does on a port in use, but before startNode creates the data dir and
+ * its files. (Another process could still take the port in the instant between; then
+ * startNode reports it as before.)
+ */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE' ? new P2pdbError('config_invalid', `${host}:${port} is already in use (another node?): choose another port with --port or P2PDB_PORT`) : err);
+    });
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 export const serveCommand: Command = {
@@ -87,6 +105,8 @@ export const serveCommand: Command = {
     const file = str(p, 'config');
     const config = loadConfig({ flags, env: io.env, ...(file !== undefined ? { file } : {}) });
 
+    // Before anything is created: a node that cannot listen must not leave a data dir behind.
+    await assertPortFree(config.host, config.port);
     const log = createLogger((line) => io.stderr.write(line + '\n'));
     // Listen for stop requests before starting, so a signal during startup is not lost.
     const stop = io.stopSignal();
@@ -107,9 +127,20 @@ export const serveCommand: Command = {
     ];
     println(io.stdout, banner.join('\n'));
     const signal = await stop;
-    println(io.stdout, `${signal}: stopping`);
-    await node.close();
-    println(io.stdout, 'stopped');
+    // Say what a stop waits for: with Tor on it removes the onion service and waits for tor to exit.
+    const steps = ['ending live streams and syncs', ...(node.onion ? [config.tor === 'managed' ? 'removing the onion service and stopping tor' : 'removing the onion service from your tor'] : []), 'closing the store'];
+    println(io.stdout, `${signal}: stopping (${steps.join(', ')})`);
+    const began = Date.now();
+    const seconds = () => ((Date.now() - began) / 1000).toFixed(1);
+    // A stop should take well under a second; if it does not, show that it is still going.
+    const ticker = setInterval(() => println(io.stdout, `still stopping after ${seconds()} s (details on stderr)`), 2_000);
+    ticker.unref();
+    try {
+      await node.close();
+    } finally {
+      clearInterval(ticker);
+    }
+    println(io.stdout, `stopped in ${seconds()} s`);
     return 0;
   },
 };

@@ -1,6 +1,6 @@
 /** `p2pdb status`: what the node says about itself, and what the keyring holds (no secrets). */
 import { P2pdbError } from '../errors.js';
-import { readNodeStatus } from '../node/status-file.js';
+import { readNodeStatus, statusLiveness } from '../node/status-file.js';
 import { COMMON_CLIENT_HELP, NODE_OPTION, expectPositionals, flag, nodeApi, nodeDataDir, openKeyring, parse, println, type Command } from './context.js';
 
 const USAGE = `usage: p2pdb status [--data DIR]
@@ -47,13 +47,19 @@ export const statusCommand: Command = {
     } catch (e) {
       if (!(e instanceof P2pdbError)) throw e;
       nodeError = e;
-      println(io.stdout, `  unavailable: ${e.message}`);
+      // The message itself goes to stderr once, at the end (with a hint), not here as well.
+      println(io.stdout, `  unavailable [${e.code}] (see the error below)`);
     }
 
     const tor = readNodeStatus(nodeDataDir(io, p.values.data === undefined ? undefined : String(p.values.data)));
     if (tor) {
       const b = tor.tor.bootstrap;
+      const liveness = statusLiveness(tor);
       println(io.stdout, `tor (${tor.tor.mode}, as of ${ago(tor.updated_at, Date.now())})`);
+      // The file outlives its node: say so, or its onion and "published" read as current.
+      if (liveness === 'stopped') println(io.stdout, `  NOTE           from the status file of a node that stopped at ${new Date(tor.stopped_at!).toISOString()}: history, not now`);
+      if (liveness === 'gone') println(io.stdout, `  NOTE           from the status file of a node that is not running (process ${tor.pid} is gone): history, not now`);
+      println(io.stdout, `  onion          ${tor.onion}`);
       println(io.stdout, `  bootstrap      ${b ? `${b.progress}% ${b.summary}` : 'unknown'}`);
       println(io.stdout, `  onion service  ${tor.tor.published ? 'published' : 'not published yet'}`);
       if (tor.tor.lastError) println(io.stdout, `  last error     ${tor.tor.lastError}`);
@@ -69,10 +75,8 @@ export const statusCommand: Command = {
       const width = Math.max(0, ...keys.map((k) => k.name.length));
       for (const k of keys) println(io.stdout, `    ${k.name.padEnd(width)}  ${k.fingerprint.slice(0, 16)}  ${k.hasPrivate ? 'private' : 'public'}`);
     }
-    if (nodeError) {
-      println(io.stderr, `error [${nodeError.code}]: ${nodeError.message}`);
-      return 1;
-    }
+    // Reported by main like any other error: once, with its hint; exit code 1.
+    if (nodeError) throw nodeError;
     return 0;
   },
 };

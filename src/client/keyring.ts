@@ -328,7 +328,7 @@ export class Keyring {
     await this.commit((keys) => {
       // Checked again on what is on disk now: another process may have added it meanwhile.
       const clash = keys.find((o) => o.name === stored.name || o.fingerprint === stored.fingerprint);
-      if (clash) fail('bad_request', `the keyring already has ${clash.name === stored.name ? `a key named ${clash.name}` : `that key, as ${clash.name}`}`);
+      if (clash) fail('key_exists', `the keyring already has ${clash.name === stored.name ? `a key named ${clash.name}: choose another name` : `that key, as ${clash.name}`}`);
       return [...keys, stored];
     });
     return this.infos.find((i) => i.fingerprint === stored.fingerprint)!;
@@ -338,13 +338,14 @@ export class Keyring {
     if (!NAME_RE.test(name)) {
       fail('bad_request', `key name ${JSON.stringify(name)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
     }
-    if (this.infos.some((k) => k.name === name)) fail('bad_request', `the keyring already has a key named ${name}`);
+    // Its own code: a script can tell "exists already" from a bad name.
+    if (this.infos.some((k) => k.name === name)) fail('key_exists', `the keyring already has a key named ${name}: choose another name (or 'p2pdb keys remove ${name}' first)`);
   }
 
   private checkNewKey(info: PublicKeyInfo): void {
     const fp = toHex(info.fingerprint);
     const same = this.infos.find((k) => k.fingerprint === fp);
-    if (same) fail('bad_request', `that key is already in the keyring as ${same.name} (${fp})`);
+    if (same) fail('key_exists', `that key is already in the keyring as ${same.name} (${fp})`);
   }
 
   /**

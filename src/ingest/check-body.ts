@@ -9,7 +9,7 @@ import { isP2pdbError, P2pdbError, type ErrorCode } from '../errors.js';
 import type { EntryPolicy, ValidEntry } from '../entry/validate.js';
 import { checkEntryContent, checkEntrySignature } from '../entry/validate.js';
 import { entryFromJson } from '../entry/wire.js';
-import { parseBatch, parseSingle, type BodyKind } from './parse-body.js';
+import { maxEntryBytes, parseBatch, parseSingle, type BodyKind } from './parse-body.js';
 import { normaliseSeedFields } from './seed-compat.js';
 import { ownedCopy } from '../util/bytes.js';
 
@@ -80,7 +80,7 @@ export function checkBody(req: CheckRequest, policy: EntryPolicy, keys: PublicKe
       if (req.kind === 'form') item = normaliseSeedFields(item as Record<string, unknown>);
       items = [item];
     } else {
-      items = parseBatch(raw, req.kind, req.maxEntries);
+      items = parseBatch(raw, req.kind, req.maxEntries, maxEntryBytes(policy.maxPayloadBytes));
     }
   } catch (e) {
     if (!isP2pdbError(e)) throw e;

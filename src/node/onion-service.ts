@@ -154,8 +154,28 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
     }
   };
 
+  /**
+   * DEL_ONION, waiting at most 5 s for tor's answer. The wait's timer is cleared as soon as
+   * tor answers or the connection drops: a pending timer kept the process alive for its full
+   * 5 s after everything else had stopped (serve took 5.1 s to exit after Ctrl-C).
+   */
   const release = async (link: TorLink) => {
-    await Promise.race([link.control.delOnion(serviceId), sleep(5_000)]).catch((err: Error) => log.warn('DEL_ONION failed', { message: err.message }));
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 5_000)));
+    // A Ctrl-C in a terminal reaches the managed tor too, and tor quits at once: then the
+    // connection is already gone and there is nothing to remove.
+    const gone = link.control.closed.then(() => 'gone' as const);
+    try {
+      const outcome = await Promise.race([link.control.delOnion(serviceId).then(() => 'removed' as const), gone, gaveUp]);
+      if (outcome === 'removed') log.info('onion service removed', { address });
+      else if (outcome === 'gone') log.info('tor has already exited; nothing to remove', { address });
+      else log.warn('tor did not answer DEL_ONION within 5 s; going on', { address });
+    } catch (err) {
+      // Mostly the same case, seen as a reset connection before its close.
+      log.info('tor did not take DEL_ONION (it has probably exited already)', { message: (err as Error).message });
+    } finally {
+      clearTimeout(timer);
+    }
     link.control.close();
   };
 
@@ -218,6 +238,7 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
         abort.abort();
         const link = current;
         if (link) await release(link);
+        if (runtime.mode === 'managed') log.info('stopping tor', { pid: runtime.pid() ?? null });
         await runtime.stop();
         await supervisor;
         published = false;

@@ -16,12 +16,33 @@ export interface NodeStatus {
     lastError?: string;
   };
   updated_at: number;
+  /** The node's process: a reader can tell a running node from one that was killed. */
+  pid?: number;
+  /** Set by a node that stopped cleanly: what the file says is then history. */
+  stopped_at?: number;
   /** The local control listener (src/node/control.ts): 127.0.0.1 only; the token is why this file is 0600. */
   control?: { url: string; token: string };
 }
 
 export function statusFile(dataDir: string): string {
   return path.join(dataDir, 'status.json');
+}
+
+/**
+ * Whether the node that wrote a status file still runs: 'stopped' (it said so when it
+ * stopped), 'gone' (its process no longer exists: killed or crashed), 'running', or
+ * 'unknown' (a file from before pids were recorded).
+ */
+export function statusLiveness(status: NodeStatus): 'running' | 'stopped' | 'gone' | 'unknown' {
+  if (status.stopped_at !== undefined) return 'stopped';
+  if (status.pid === undefined) return 'unknown';
+  try {
+    process.kill(status.pid, 0);
+    return 'running';
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else, so it runs.
+    return (e as NodeJS.ErrnoException).code === 'EPERM' ? 'running' : 'gone';
+  }
 }
 
 export function readNodeStatus(dataDir: string): NodeStatus | undefined {
@@ -41,6 +62,7 @@ export function keepStatusFile(
   control?: NodeStatus['control'],
 ): () => void {
   let last = '';
+  let stoppedAt: number | undefined;
   const write = () => {
     const s = onion.state();
     const tor: NodeStatus['tor'] = {
@@ -49,11 +71,18 @@ export function keepStatusFile(
       published: s.published,
       ...(s.lastError ? { lastError: `${s.lastError.code}: ${s.lastError.message}` } : {}),
     };
-    const key = JSON.stringify(tor);
+    const key = JSON.stringify([tor, stoppedAt]);
     if (key === last) return;
     last = key;
     const file = statusFile(dataDir);
-    const body: NodeStatus = { onion: onion.address, tor, updated_at: Date.now(), ...(control ? { control } : {}) };
+    const body: NodeStatus = {
+      onion: onion.address,
+      tor,
+      updated_at: Date.now(),
+      pid: process.pid,
+      ...(stoppedAt !== undefined ? { stopped_at: stoppedAt } : {}),
+      ...(control && stoppedAt === undefined ? { control } : {}),
+    };
     writeFileSync(file + '.tmp', JSON.stringify(body, null, 2) + '\n', { mode: 0o600 });
     renameSync(file + '.tmp', file);
   };
@@ -62,6 +91,8 @@ export function keepStatusFile(
   timer.unref();
   return () => {
     clearInterval(timer);
+    // The last word: stopped, so readers do not take the onion and control address as live.
+    stoppedAt = Date.now();
     write();
   };
 }

@@ -61,11 +61,19 @@ export interface ServeProcess {
   stdout(): string;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** Everything printed on stderr so far. */
+  stderr(): string;
+  /**
+   * What Ctrl-C in a terminal does: SIGINT to the whole process group, so a managed tor gets
+   * it too (spawn with `interruptible`). Resolves with the exit code.
+   */
+  interrupt(): Promise<number | null>;
 }
 
 /** `p2pdb serve` in a child process; resolves once it prints the URL it listens on. */
-export function spawnServe(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 30_000): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI_MAIN, 'serve', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnServe(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 30_000, opts: { interruptible?: boolean } = {}): Promise<ServeProcess> {
+  // interruptible: a process group of its own (detached), like a shell's foreground job.
+  const child = spawn(process.execPath, [CLI_MAIN, 'serve', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: opts.interruptible === true });
   let out = '';
   let err = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -84,8 +92,14 @@ export function spawnServe(args: string[], env: Record<string, string | undefine
           url: m[1]!,
           child,
           stdout: () => out,
+          stderr: () => err,
           stop: () => {
             child.kill('SIGTERM');
+            return exited;
+          },
+          interrupt: () => {
+            if (!opts.interruptible) throw new Error('spawnServe: interrupt() needs { interruptible: true }');
+            process.kill(-child.pid!, 'SIGINT');
             return exited;
           },
         });

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { Ingestor } from '../../ingest/ingest.js';
 import { fromHex } from '../../util/bytes.js';
+import { maxEntryBytes } from '../../ingest/parse-body.js';
 import { bodyKind, readBody } from '../body.js';
 
 export interface PutLimits {
@@ -9,9 +10,12 @@ export interface PutLimits {
   maxPayloadBytes: number;
 }
 
-/** A single entry body needs room for its payload in base64 plus the other fields. */
-export function singleBodyLimit(maxPayloadBytes: number): number {
-  return Math.ceil((maxPayloadBytes * 4) / 3) + 8 * 1024;
+/**
+ * The body bound of /put/:id: one entry at its largest in any documented encoding, however
+ * escaped (maxEntryBytes), and never more than a batch may carry.
+ */
+export function singleBodyLimit(limits: Pick<PutLimits, 'maxBodyBytes' | 'maxPayloadBytes'>): number {
+  return Math.min(limits.maxBodyBytes, maxEntryBytes(limits.maxPayloadBytes));
 }
 
 export function putRoutes(ingestor: Ingestor, limits: PutLimits): Router {
@@ -20,7 +24,7 @@ export function putRoutes(ingestor: Ingestor, limits: PutLimits): Router {
   router.post('/put/:id', async (ctx) => {
     const urlId = fromHex(ctx.params.id, 32, 'id in the URL');
     const kind = bodyKind(ctx.get('content-type') || undefined);
-    const raw = await readBody(ctx.req, Math.min(limits.maxBodyBytes, singleBodyLimit(limits.maxPayloadBytes)));
+    const raw = await readBody(ctx.req, singleBodyLimit(limits), 'one entry');
     const result = await ingestor.ingestOneBody(raw, kind, urlId);
     ctx.status = result.status === 'stored' ? 201 : 200;
     ctx.body = { status: result.status, id: result.id };
