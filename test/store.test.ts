@@ -134,7 +134,9 @@ describe(onBackend('entry store'), () => {
           ),
         );
         await new Promise((resolve) => db.close(resolve));
-        assert.deepEqual(names, ['0001_entries', '0002_peers', '0003_sync_transport', '0004_sync_penalties']);
+        assert.deepEqual(names, ['0001_entries', '0002_peers', '0003_sync_transport', '0004_sync_penalties', '0005_entries_recipient_table']);
+        // A new file gets 8 KiB pages (pragmas.ts says why).
+        assert.equal((await store.pageSize()), 8192);
       } finally {
         await store.close();
       }
