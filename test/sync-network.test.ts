@@ -22,6 +22,7 @@ import { CLI_MAIN, runScript } from './helpers/cli.js';
 import { testKey, type MadeEntry } from './helpers/entries.js';
 import { startMaliciousPeer, type MaliciousPeer } from './helpers/malicious-peer.js';
 import { allIds, makeEntries, putAll } from './helpers/sync.js';
+import { nodeDatabaseSetting, onBackend } from './helpers/backend.js';
 import { useTestnet } from './helpers/testnet.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -35,9 +36,11 @@ const X = parsePublicKey(tableX.publicPem).fingerprint.toString('hex');
 const Y = parsePublicKey(tableY.publicPem).fingerprint.toString('hex');
 const log = process.env.P2PDB_TEST_LOG ? createLogger() : silentLogger;
 
-function torConfig(extra: ConfigInput): Promise<ConfigInput> {
+async function torConfig(extra: ConfigInput): Promise<ConfigInput> {
+  const database = await nodeDatabaseSetting();
   return testnet.then((net) => ({
     dataDir: tempDir('p2pdb-sync-'),
+    ...(database ? { database } : {}),
     port: 0,
     powBits: 12,
     tor: 'managed',
@@ -86,7 +89,7 @@ async function converged(expected: Map<RunningNode, string[]>, what: string): Pr
   );
 }
 
-test('two nodes that wrote while partitioned converge once they meet', async () => {
+test(onBackend('two nodes that wrote while partitioned converge once they meet'), async () => {
   [a, b] = await Promise.all([startOnionNode(), startOnionNode()]);
   const fromA = await makeEntries(6, tableX, alice, 'A wrote');
   const fromB = [...(await makeEntries(3, tableX, alice, 'B wrote')), ...(await makeEntries(3, tableY, alice, 'B wrote'))];
@@ -100,7 +103,7 @@ test('two nodes that wrote while partitioned converge once they meet', async () 
   await converged(new Map([[a, all], [b, all]]), 'A and B hold the same entries');
 });
 
-test('three nodes converge, and a node mirroring a whitelist receives only its tables', async () => {
+test(onBackend('three nodes converge, and a node mirroring a whitelist receives only its tables'), async () => {
   c = await startOnionNode({ allowedTables: [X] });
   const fromC = await makeEntries(4, tableX, alice, 'C wrote');
   assert.equal((await putAll(c.url, fromC)).stored, 4);
@@ -118,7 +121,7 @@ test('three nodes converge, and a node mirroring a whitelist receives only its t
   assert.deepEqual(byTable, [X], 'C stored no entry of a table it does not mirror');
 });
 
-test('a malicious onion peer gets none of its forged entries stored, and is penalised then banned', async () => {
+test(onBackend('a malicious onion peer gets none of its forged entries stored, and is penalised then banned'), async () => {
   const net = await testnet;
   const mallory: MaliciousPeer = await startMaliciousPeer(net, { table: tableX, intruderTable: tableY, to: alice, forged: 9 });
   closers.push(() => mallory.close());
@@ -204,7 +207,7 @@ async function idsOverHttp(url: string): Promise<string[]> {
   }
 }
 
-test('a bootstrap killed midway resumes from its cursor after a restart, without loss or duplicates; p2pdb sync drives it', async () => {
+test(onBackend('a bootstrap killed midway resumes from its cursor after a restart, without loss or duplicates; p2pdb sync drives it'), async () => {
   // F: the full node, with no periodic sync (so it never pushes to the newcomer: P must pull).
   const f = await startOnionNode({ syncIntervalMs: 0 });
   const entries = await makeEntries(40, tableX, alice, 'F holds');

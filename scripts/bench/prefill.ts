@@ -13,6 +13,7 @@ import { sha256 } from '../../src/crypto/hash.js';
 import { ENTRY_VERSION } from '../../src/entry/types.js';
 import type { ValidEntry } from '../../src/entry/validate.js';
 import { SQLITE_MIGRATIONS as MIGRATIONS } from '../../src/store/sqlite/migrations.js';
+import { SQLITE_PAGE_SIZE } from '../../src/store/sqlite/pragmas.js';
 import { openSqliteStore as openStore } from '../../src/store/sqlite/open.js';
 import type { EntryStore } from '../../src/store/types.js';
 
@@ -131,7 +132,7 @@ function cacheName(n: number, opts: PrefillOptions): string {
   const o = { ...DEFAULTS, ...opts };
   // The schema is part of the name: a new migration invalidates old files.
   const schema = MIGRATIONS[MIGRATIONS.length - 1]!.name;
-  return `prefill-${schema}-n${n}-seed${o.seed}-t${o.tables}-r${o.recipients}.sqlite`;
+  return `prefill-${schema}-p${SQLITE_PAGE_SIZE}-n${n}-seed${o.seed}-t${o.tables}-r${o.recipients}.sqlite`;
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -74,7 +74,7 @@ export interface StartNodeOptions {
   subscribe?: Partial<SubscribeOptions>;
   /** Sync tuning (tests shrink pages; defaults in src/sync/session.ts, transport.ts, penalties.ts). */
   sync?: { tuning?: Partial<SessionTuning>; timeouts?: TransportTimeouts; penaltyRule?: PenaltyRule };
-  /** How long start-up waits for the sync index before serving without it (default 3 s). */
+  /** How long start-up waits for the sync index before serving without it (default 1 s: a snapshot loads within it; a rebuild does not hold up puts and reads). */
   syncIndexWaitMs?: number;
   /** Test seam: holds the sync index's load (after it subscribed, before it reads the store). */
   syncIndexHold?: () => Promise<void>;
@@ -130,7 +130,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   };
   const settled = await Promise.race([
     syncIndex.ready.then(() => true),
-    delay(opts.syncIndexWaitMs ?? 3_000, undefined, { ref: false }).then(() => false),
+    delay(opts.syncIndexWaitMs ?? 1_000, undefined, { ref: false }).then(() => false),
   ]).catch(async (err: unknown) => {
     await closeStores();
     throw err;
