@@ -67,6 +67,8 @@ export class SqliteCopyConnection implements CopyConnection {
       client: 'sqlite3',
       connection: { filename: file },
       useNullAsDefault: true,
+      // The refusal below says it better than knex's warning with a stack.
+      log: { warn: (message: string) => void (/^Acquire connection error/.test(message) ? undefined : console.warn(message)) },
       pool: {
         min: 1,
         max: 1,
@@ -75,7 +77,9 @@ export class SqliteCopyConnection implements CopyConnection {
             for (const sql of PRAGMAS) await run(conn, sql);
           })().then(
             () => done(null, conn),
-            (err: unknown) => done(err as Error, conn),
+            // knex does not close a connection its afterCreate refused: left open, it would keep
+            // its shared lock and make the file look in use to the next attempt.
+            (err: unknown) => conn.close(() => done(err as Error, conn)),
           );
         },
       },
