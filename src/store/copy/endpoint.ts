@@ -116,9 +116,18 @@ export class CopyEndpoint {
     return this.conn.rows<EntryRow>(`SELECT ${ENTRY_COLUMNS.join(', ')} FROM entries WHERE seq IN (${seqs.map(() => '?').join(',')}) ORDER BY seq`, [...seqs]);
   }
 
-  /** (seq, table_id, id) after afterSeq, ascending: the verification walk. */
-  idWalk(afterSeq: number, limit: number): Promise<IdRow[]> {
-    return this.conn.rows<IdRow>('SELECT seq, table_id, id FROM entries WHERE seq > ? ORDER BY seq LIMIT ?', [afterSeq, limit]);
+  /**
+   * (seq, table_id, id) after afterSeq, ascending: the verification walk. The database spells
+   * the id in hex itself, so the check does not share the driver's blob decoding with the copy
+   * it checks (a decoding bug there once corrupted both sides alike; see postgres.ts).
+   */
+  async idWalk(afterSeq: number, limit: number): Promise<IdRow[]> {
+    const hex = this.dialect === 'postgres' ? "encode(id, 'hex')" : 'hex(id)';
+    const rows = await this.conn.rows<{ seq: number; table_id: number; id_hex: string }>(
+      `SELECT seq, table_id, ${hex} AS id_hex FROM entries WHERE seq > ? ORDER BY seq LIMIT ?`,
+      [afterSeq, limit],
+    );
+    return rows.map((r) => ({ seq: r.seq, table_id: r.table_id, id: Buffer.from(r.id_hex, 'hex') }));
   }
 
   tableKeys(): Promise<TableKeyRow[]> {

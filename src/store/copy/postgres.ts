@@ -35,7 +35,12 @@ const MAX_CHUNK_ROWS = 1000;
 const MAX_PARAMS = 65_535;
 
 const INT8_OID = 20;
-/** int8 (seq, times, counts) as numbers, as the store reads them: they stay far below 2^53. */
+/**
+ * int8 (seq, times, counts) as numbers, as the store reads them: they stay far below 2^53.
+ * Results stay in text format (bytea as hex): pg 8's binary result mode reads every field as
+ * a UTF-8 string before handing it over, which mangles bytea (tried: the copy came out
+ * corrupted, caught by the tests' read-back through the store).
+ */
 const types = {
   getTypeParser: (oid: number, format?: 'text' | 'binary') =>
     oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text'),

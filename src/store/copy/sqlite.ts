@@ -29,20 +29,23 @@ const MAX_CHUNK_ROWS = 512;
 /** SQLite's limit on bound variables per statement. */
 const MAX_VARIABLES = 32_766;
 
-const PRAGMAS = [
+function pragmas(role: 'source' | 'target'): string[] {
+  return [
   'PRAGMA busy_timeout = 0',
   'PRAGMA locking_mode = EXCLUSIVE',
   'PRAGMA journal_mode = WAL',
   'PRAGMA synchronous = NORMAL',
   'PRAGMA foreign_keys = ON',
-  // The random-id unique index must stay cached while it grows (~45 MiB per million entries).
-  'PRAGMA cache_size = -524288',
+  // A target's random-id unique index must stay cached while it grows (~45 MiB per million
+  // entries); a source is read in seq order, once, so its pages need no cache.
+  `PRAGMA cache_size = ${role === 'target' ? -524288 : -16384}`,
   'PRAGMA wal_autocheckpoint = 64000',
   'PRAGMA temp_store = MEMORY',
   // The first write transaction takes the exclusive lock, held from here until close.
   'BEGIN EXCLUSIVE',
   'COMMIT',
-];
+  ];
+}
 
 function isBusy(err: unknown): boolean {
   return /SQLITE_BUSY|SQLITE_LOCKED|database is locked/i.test(String((err as { code?: unknown })?.code ?? '') + String((err as Error)?.message ?? err));
@@ -74,7 +77,7 @@ export class SqliteCopyConnection implements CopyConnection {
         max: 1,
         afterCreate: (conn: Database, done: (err: Error | null, conn: Database) => void) => {
           (async () => {
-            for (const sql of PRAGMAS) await run(conn, sql);
+            for (const sql of pragmas(role)) await run(conn, sql);
           })().then(
             () => done(null, conn),
             // knex does not close a connection its afterCreate refused: left open, it would keep
