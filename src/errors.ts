@@ -56,6 +56,13 @@ export type ErrorCode =
   | 'postgres_unavailable'
   | 'postgres_failed'
   | 'postgres_port_in_use'
+  // p2pdb db copy (src/store/copy/, src/cli/db.ts)
+  | 'node_running'
+  | 'db_copy_same_database'
+  | 'db_copy_source_missing'
+  | 'db_copy_target_conflict'
+  | 'db_copy_mismatch'
+  | 'db_copy_interrupted'
   | 'internal';
 
 /** HTTP status for each code that can reach a client over the wire. */
@@ -111,6 +118,12 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   postgres_unavailable: 503,
   postgres_failed: 503,
   postgres_port_in_use: 503,
+  node_running: 409,
+  db_copy_same_database: 400,
+  db_copy_source_missing: 404,
+  db_copy_target_conflict: 409,
+  db_copy_mismatch: 500,
+  db_copy_interrupted: 503,
   internal: 500,
 };
 
