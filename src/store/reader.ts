@@ -10,26 +10,14 @@
 import type { Entry } from '../entry/types.js';
 import { fail } from '../errors.js';
 import { placeholders, type Db, type Dialect } from './db.js';
+import { ENTRY_COLUMNS as ENTRY_COLUMN_NAMES, type EntryRow } from './rows.js';
 import type { KeyDirectory } from './keys.js';
 import type { EntryFilter, EntryPage, StoredEntry } from './types.js';
 
 /** SQLite allows 32,766 bound variables per statement (PostgreSQL 65,535); lists beyond this are refused. */
 export const MAX_FILTER_VALUES = 30_000;
 
-const ENTRY_COLUMNS = 'seq, id, table_id, recipient, received_at, created_at, version, payload, signature, proof';
-
-interface EntryRow {
-  seq: number;
-  id: Buffer;
-  table_id: number;
-  recipient: Buffer;
-  received_at: number;
-  created_at: number;
-  version: number;
-  payload: Buffer;
-  signature: Buffer;
-  proof: Buffer;
-}
+const ENTRY_COLUMNS = ENTRY_COLUMN_NAMES.join(', ');
 
 /** A filter with table fingerprints mapped to key ids and receivedSince folded into afterSeq. */
 export interface ResolvedFilter {

@@ -10,22 +10,9 @@
  * interrupted copy leaves a smaller but valid store, and the next run continues from its tail.
  */
 import type { Dialect } from '../db.js';
+import { ENTRY_COLUMNS, type EntryRow } from '../rows.js';
 
-/** An entries row, every column as stored. */
-export interface EntryRow {
-  seq: number;
-  id: Buffer;
-  table_id: number;
-  recipient: Buffer;
-  received_at: number;
-  created_at: number;
-  version: number;
-  payload: Buffer;
-  signature: Buffer;
-  proof: Buffer;
-}
-
-export const ENTRY_COLUMNS = ['seq', 'id', 'table_id', 'recipient', 'received_at', 'created_at', 'version', 'payload', 'signature', 'proof'] as const;
+export { ENTRY_COLUMNS, type EntryRow };
 
 export interface TableKeyRow {
   id: number;
