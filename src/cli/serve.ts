@@ -8,6 +8,8 @@ import { expectPositionals, flag, parse, println, str, type Command } from './co
 const USAGE = `usage: p2pdb serve [--data DIR] [--port N] [--host H] [--pow-bits N]
                    [--tor off|managed|attach] [--tor-control ADDR] [--tor-socks ADDR] [--tor-binary PATH]
                    [--allowed-tables fp,fp|*] [--peers ONION,ONION] [--config FILE]
+                   [--onion-pow on|off] [--onion-pow-queue-rate N] [--onion-pow-queue-burst N]
+                   [--onion-max-streams N]
 
 Runs a node in the foreground; Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 Settings: defaults < config file (DIR/config.json or --config) < P2PDB_* environment < flags.
@@ -26,6 +28,12 @@ options:
                           attach: default asked from tor)
   --tor-binary PATH       managed: the tor executable (default tor)
   --pow-bits N            proof of work entries must carry (default 21)
+  --onion-pow on|off      Tor's proof-of-work defence for the onion service: under a flood of
+                          introductions, clients must solve a puzzle (default on, needs tor >= 0.4.9.2)
+  --onion-pow-queue-rate N   introductions per second taken from the PoW queue (default 250)
+  --onion-pow-queue-burst N  and at most this many at once (default 2500)
+  --onion-max-streams N   streams one circuit may have open; past it tor closes the circuit
+                          (default 64, 0: no limit)
   --allowed-tables LIST   '*' (every table) or table fingerprints separated by commas
   --database URL          postgres://USER@HOST/DB for a large node, or a SQLite file
                           (default: DIR/p2pdb.sqlite; also $P2PDB_DATABASE, "database" in the config file)
@@ -80,6 +88,10 @@ export const serveCommand: Command = {
       peers: { type: 'string' },
       database: { type: 'string' },
       config: { type: 'string' },
+      'onion-pow': { type: 'string' },
+      'onion-pow-queue-rate': { type: 'string' },
+      'onion-pow-queue-burst': { type: 'string' },
+      'onion-max-streams': { type: 'string' },
     });
     if (flag(p, 'help')) {
       println(io.stdout, USAGE);
@@ -102,6 +114,10 @@ export const serveCommand: Command = {
     set('allowedTables', 'allowed-tables');
     set('peers', 'peers');
     set('database', 'database');
+    set('onionPow', 'onion-pow');
+    set('onionPowQueueRate', 'onion-pow-queue-rate');
+    set('onionPowQueueBurst', 'onion-pow-queue-burst');
+    set('onionMaxStreams', 'onion-max-streams');
     const file = str(p, 'config');
     const config = loadConfig({ flags, env: io.env, ...(file !== undefined ? { file } : {}) });
 

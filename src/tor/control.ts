@@ -179,7 +179,8 @@ export class TorControl {
     if (!target || Number(target[1]) < 1 || Number(target[1]) > 65535) {
       fail('tor_control', `onion target must be 127.0.0.1:PORT, got ${JSON.stringify(opts.target)}`);
     }
-    const reply = await this.send('ADD_ONION', (cb) => this.controller._send(addOnionCommand(opts), cb));
+    const command = addOnionCommand(opts); // validates first: a throw inside send() closes the connection
+    const reply = await this.send('ADD_ONION', (cb) => this.controller._send(command, cb));
     const { serviceId, privateKey } = parseAddOnion(reply);
     const blob = privateKey ?? opts.keyBlob;
     if (!KEY_BLOB.test(blob)) fail('tor_control', 'ADD_ONION returned no usable private key');
