@@ -64,6 +64,7 @@ const str = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
  * and at 100 rather than at each of Tor's ~20 phases; debug entries are never shown.
  */
 export function plainLines(entry: LogEntry, state: PlainState): string[] {
+  if (entry.level === 'debug') return [];
   const f = entry.fields ?? {};
   const at = clock(entry.t);
   const line = (text: string) => `${at} ${text}`;
@@ -113,7 +114,6 @@ export function plainLines(entry: LogEntry, state: PlainState): string[] {
     default:
       break;
   }
-  if (entry.level === 'debug') return [];
   const details = Object.entries(f)
     .filter(([, v]) => v !== undefined && v !== null && typeof v !== 'object')
     .slice(0, 4)
