@@ -123,3 +123,27 @@ test('tor addresses must be loopback; attach needs a control port; Tor on needs 
   // Tor off: any loopback host is still fine.
   assert.equal(resolveConfig({ host: '::1' }).host, '::1');
 });
+
+test('onion DoS defences: on by default; file < environment < flags; bad values refused', () => {
+  const d = resolveConfig();
+  assert.equal(d.onionPow, true);
+  assert.equal(d.onionPowQueueRate, 250);
+  assert.equal(d.onionPowQueueBurst, 2500);
+  assert.equal(d.onionMaxStreams, 64);
+  const dir = tempDir();
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ onionPow: false, onionPowQueueRate: 10, onionPowQueueBurst: 100, onionMaxStreams: 8 }));
+  const fromFile = loadConfig({ file, env: {} });
+  assert.deepEqual([fromFile.onionPow, fromFile.onionPowQueueRate, fromFile.onionPowQueueBurst, fromFile.onionMaxStreams], [false, 10, 100, 8]);
+  const env = { P2PDB_ONION_POW: 'on', P2PDB_ONION_POW_QUEUE_RATE: '20', P2PDB_ONION_POW_QUEUE_BURST: '200', P2PDB_ONION_MAX_STREAMS: '0' };
+  const fromEnv = loadConfig({ file, env });
+  assert.deepEqual([fromEnv.onionPow, fromEnv.onionPowQueueRate, fromEnv.onionPowQueueBurst, fromEnv.onionMaxStreams], [true, 20, 200, 0]);
+  const fromFlags = loadConfig({ file, env, flags: { onionPow: 'off', onionMaxStreams: '16' } });
+  assert.deepEqual([fromFlags.onionPow, fromFlags.onionMaxStreams], [false, 16]);
+  const refused = (input: Record<string, unknown>, pattern: RegExp) =>
+    assert.throws(() => resolveConfig(input), (e: unknown) => (e as { code?: string }).code === 'config_invalid' && pattern.test((e as Error).message));
+  refused({ onionPow: 'maybe' }, /onionPow must be on or off/);
+  refused({ onionPowQueueRate: 0 }, /onionPowQueueRate/);
+  refused({ onionPowQueueRate: 300, onionPowQueueBurst: 200 }, /at least onionPowQueueRate/);
+  refused({ onionMaxStreams: 70000 }, /onionMaxStreams/);
+});

@@ -197,8 +197,32 @@ describe(onBackend('POST /hello/'), () => {
     assert.equal(peer.powBits, 16);
     assert.equal(peer.software, 'alice/1.0');
     assert.equal(peer.lastSeen, callee.now);
+    // Proving the key is not reaching the onion: alice is not listed to others yet.
     const listed = (await getHello(callee.url)).body.peers as PeerSummary[];
-    assert.deepEqual(listed.find((p) => p.onion === alice.address), { onion: alice.address, tables: [T1, T2], pow_bits: 16, last_seen: callee.now });
+    assert.equal(listed.find((p) => p.onion === alice.address), undefined, 'a peer that only said hello is not listed');
+  });
+
+  it('a peer that only said hello is listed once we reached it, and not while our latest dial fails', async () => {
+    const bob = newIdentity();
+    const self = callee.identity!.address;
+    const t = callee.now;
+    const isListed = async () => ((await getHello(callee.url)).body.peers as PeerSummary[]).some((p) => p.onion === bob.address);
+    assert.equal((await postHello(callee.url, makeSignedHello(bob, self, { tables: '*', pow_bits: 12, software: SOFTWARE }, t))).status, 200);
+    assert.equal(await isListed(), false, 'inbound hello only');
+    // The peering loop greets the new sender back; a failed dial does not list it...
+    await callee.peers.recordFailure(bob.address, t + 1, () => t + 30_000);
+    assert.equal(await isListed(), false, 'our dial failed');
+    // ...its signed answer when we reach its onion does (what peering.ts records on success).
+    await callee.peers.recordContact(helloFrom(bob, self, t + 2), t + 2, t + 600_000);
+    assert.equal(await isListed(), true, 'reached by us');
+    const item = ((await getHello(callee.url)).body.peers as PeerSummary[]).find((p) => p.onion === bob.address);
+    assert.deepEqual(item, { onion: bob.address, tables: '*', pow_bits: 12, last_seen: t + 2 });
+    // Unreachable again: not listed until a dial succeeds again, whatever it says to us meanwhile.
+    await callee.peers.recordFailure(bob.address, t + 3, () => t + 30_000);
+    assert.equal((await postHello(callee.url, makeSignedHello(bob, self, { tables: '*', pow_bits: 12, software: 'bob/2' }, t + 4))).status, 200);
+    assert.equal(await isListed(), false, 'latest dial failed; an inbound hello does not make up for it');
+    await callee.peers.recordContact(helloFrom(bob, self, t + 5), t + 5, t + 600_000);
+    assert.equal(await isListed(), true);
   });
 
   it('refuses a hello for a claimed address signed by another key: bad_signature', async () => {
@@ -362,25 +386,33 @@ describe(onBackend('GET /hello/ peers and ?tables='), () => {
   const both = newIdentity();
   const two = newIdentity();
   const unverified = newIdentity();
+  const helloOnly = newIdentity();
   const failing = newIdentity();
 
   before(async () => {
     node = await startHelloNode({ limits: { failingAfter: 2 } });
     const self = node.identity!.address;
     const t = node.now;
-    await node.peers.recordInboundHello(helloFrom(all, self, t, { tables: '*' }), t - 4);
-    await node.peers.recordInboundHello(helloFrom(one, self, t, { tables: [T1] }), t - 3);
-    await node.peers.recordInboundHello(helloFrom(both, self, t, { tables: [T1, T2] }), t - 2);
-    await node.peers.recordInboundHello(helloFrom(two, self, t, { tables: [T2] }), t - 1);
+    // Reached by us: said hello, then answered our own hello (recordContact, as peering.ts does).
+    const reached = async (id: OnionIdentity, tables: HelloMessage['tables'], at: number) => {
+      await node.peers.recordInboundHello(helloFrom(id, self, t, { tables }), at);
+      await node.peers.recordContact(helloFrom(id, self, at, { tables }), at, at + 600_000);
+    };
+    await reached(all, '*', t - 4);
+    await reached(one, [T1], t - 3);
+    await reached(both, [T1, T2], t - 2);
+    await reached(two, [T2], t - 1);
     await node.peers.addCandidates([{ onion: unverified.address, tables: '*', pow_bits: 12 }], t);
-    await node.peers.recordInboundHello(helloFrom(failing, self, t, { tables: '*' }), t);
+    // Proved its key by saying hello, the most recent of all, but never reached by us.
+    await node.peers.recordInboundHello(helloFrom(helloOnly, self, t, { tables: '*' }), t);
+    await reached(failing, '*', t);
     for (let i = 0; i < 2; i++) await node.peers.recordFailure(failing.address, t, () => t + 1000);
   });
   after(() => node.close());
 
   const onions = (res: { body: { peers: PeerSummary[] } }) => res.body.peers.map((p) => p.onion);
 
-  it('lists verified, non-failing peers only, most recently seen first', async () => {
+  it('lists peers we reached, whose latest dial succeeded, only; most recently seen first', async () => {
     assert.deepEqual(onions(await getHello(node.url)), [two.address, both.address, one.address, all.address]);
   });
 

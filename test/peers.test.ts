@@ -234,6 +234,23 @@ test('a table-filtered GET /hello/ over SOCKS lists only the peers carrying thos
     ((await client.getHello(n.identity.address, tables)).peers as PeerSummary[]).map((p) => p.onion).sort();
   const sorted = (...ns: TestNode[]) => ns.map((n) => n.identity.address).sort();
 
+  // /hello/ lists only peers a node reached itself (its latest hello to them answered), not
+  // those that only said hello to it: wait until every node's own dial of the others succeeded.
+  const everyone = [A, B, C];
+  await waitFor(
+    async (note) => {
+      const pending: string[] = [];
+      for (const who of everyone) {
+        for (const whom of everyone.filter((n) => n !== who)) {
+          const p = await who.peers.get(whom.identity.address);
+          if (!p || p.lastAttempt === null || p.failures !== 0) pending.push(`${who.name}→${whom.name}`);
+        }
+      }
+      note(`not reached yet: ${pending.join(', ')}`);
+      return pending.length === 0;
+    },
+    { timeoutMs: 90_000, intervalMs: 200, what: 'every node to have reached the others itself' },
+  );
   const all = await client.getHello(B.identity.address);
   assert.equal(all.onion, B.identity.address);
   assert.deepEqual(all.tables, [T1]);

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { P2pdbError } from '../src/errors.js';
-import { TorControl, type BootstrapPhase, type TorEvent } from '../src/tor/control.js';
+import { addOnionCommand, TorControl, type BootstrapPhase, type TorEvent } from '../src/tor/control.js';
 import { ReplyFramer } from '../src/tor/framing.js';
 import { freePort } from '../src/tor/ports.js';
 import { isV3ServiceId } from '../src/tor/socks.js';
@@ -98,6 +98,27 @@ test('ADD_ONION with a NEW key, then again with the saved key, gives the same se
   assert.equal(again.privateKey, first.privateKey);
   await control.delOnion(again.serviceId);
   await assert.rejects(control.delOnion(again.serviceId), isCode('tor_command_failed'), 'deleting twice is refused by tor');
+});
+
+test('ADD_ONION carries the DoS keywords; tor takes them, refuses bad values and unknown keywords before anything else is sent', async () => {
+  const opts = { keyBlob: 'NEW' as const, virtualPort: 80, target: '127.0.0.1:9', detach: false };
+  assert.equal(
+    addOnionCommand({ ...opts, maxStreams: 8, maxStreamsCloseCircuit: true, pow: { queueRate: 5, queueBurst: 50 } }),
+    'ADD_ONION NEW:ED25519-V3 Flags=MaxStreamsCloseCircuit MaxStreams=8 PoWDefensesEnabled=1 PoWQueueRate=5 PoWQueueBurst=50 Port=80,127.0.0.1:9',
+  );
+  const added = await control.addOnion({ ...opts, maxStreams: 8, maxStreamsCloseCircuit: true, pow: { queueRate: 5, queueBurst: 50 } });
+  assert.ok(isV3ServiceId(added.serviceId));
+  await control.delOnion(added.serviceId);
+  // A value we refuse never reaches tor, and the connection stays usable.
+  await assert.rejects(control.addOnion({ ...opts, maxStreams: 70_000 }), isCode('tor_control'));
+  assert.match(await control.getInfo('version'), /^0\.4\./);
+  // Nor can words be smuggled in through the target (say, the intro-point DoS option, which
+  // tor 0.4.9.11 would refuse anyway: "512 Bad arguments to ADD_ONION: Unrecognized keyword argument").
+  await assert.rejects(
+    control.addOnion({ ...opts, keyBlob: 'NEW', target: '127.0.0.1:9 HiddenServiceEnableIntroDoSDefense=1' }),
+    isCode('tor_control'),
+    'our target check refuses smuggled words',
+  );
 });
 
 test('a detached onion outlives its control connection; events report its descriptor upload', async () => {

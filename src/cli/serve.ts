@@ -2,12 +2,15 @@
 import { createServer } from 'node:net';
 import { loadConfig, type ConfigInput } from '../config/config.js';
 import { P2pdbError } from '../errors.js';
-import { createLogger } from '../util/log.js';
+import { createEntryLogger, createLogger, type Logger } from '../util/log.js';
+import { chooseLogFormat, newPlainState, plainLines } from '../util/operator-output.js';
 import { expectPositionals, flag, parse, println, str, type Command } from './context.js';
 
 const USAGE = `usage: p2pdb serve [--data DIR] [--port N] [--host H] [--pow-bits N]
                    [--tor off|managed|attach] [--tor-control ADDR] [--tor-socks ADDR] [--tor-binary PATH]
                    [--allowed-tables fp,fp|*] [--peers ONION,ONION] [--config FILE]
+                   [--onion-pow on|off] [--onion-pow-queue-rate N] [--onion-pow-queue-burst N]
+                   [--onion-max-streams N] [--log-format plain|json]
 
 Runs a node in the foreground; Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 Settings: defaults < config file (DIR/config.json or --config) < P2PDB_* environment < flags.
@@ -26,10 +29,18 @@ options:
                           attach: default asked from tor)
   --tor-binary PATH       managed: the tor executable (default tor)
   --pow-bits N            proof of work entries must carry (default 21)
+  --onion-pow on|off      Tor's proof-of-work defence for the onion service: under a flood of
+                          introductions, clients must solve a puzzle (default on, needs tor >= 0.4.9.2)
+  --onion-pow-queue-rate N   introductions per second taken from the PoW queue (default 250)
+  --onion-pow-queue-burst N  and at most this many at once (default 2500)
+  --onion-max-streams N   streams one circuit may have open; past it tor closes the circuit
+                          (default 64, 0: no limit)
   --allowed-tables LIST   '*' (every table) or table fingerprints separated by commas
   --database URL          postgres://USER@HOST/DB for a large node, or a SQLite file
                           (default: DIR/p2pdb.sqlite; also $P2PDB_DATABASE, "database" in the config file)
   --config FILE           read settings from FILE instead of DIR/config.json
+  --log-format F          plain: short lines for a person (the default on a terminal);
+                          json: one JSON object per line (the default otherwise); also $P2PDB_LOG_FORMAT
   -h, --help              show this help`;
 
 /** Which database the node uses, never with a password in it (the banner may be pasted anywhere). */
@@ -80,6 +91,11 @@ export const serveCommand: Command = {
       peers: { type: 'string' },
       database: { type: 'string' },
       config: { type: 'string' },
+      'onion-pow': { type: 'string' },
+      'onion-pow-queue-rate': { type: 'string' },
+      'onion-pow-queue-burst': { type: 'string' },
+      'onion-max-streams': { type: 'string' },
+      'log-format': { type: 'string' },
     });
     if (flag(p, 'help')) {
       println(io.stdout, USAGE);
@@ -102,12 +118,25 @@ export const serveCommand: Command = {
     set('allowedTables', 'allowed-tables');
     set('peers', 'peers');
     set('database', 'database');
+    set('onionPow', 'onion-pow');
+    set('onionPowQueueRate', 'onion-pow-queue-rate');
+    set('onionPowQueueBurst', 'onion-pow-queue-burst');
+    set('onionMaxStreams', 'onion-max-streams');
     const file = str(p, 'config');
+    // Chosen before anything starts: a typo in --log-format is an error, not a silent default.
+    const format = chooseLogFormat(str(p, 'log-format'), io.env.P2PDB_LOG_FORMAT, io.stderr.isTTY === true);
     const config = loadConfig({ flags, env: io.env, ...(file !== undefined ? { file } : {}) });
 
     // Before anything is created: a node that cannot listen must not leave a data dir behind.
     await assertPortFree(config.host, config.port);
-    const log = createLogger((line) => io.stderr.write(line + '\n'));
+    let log: Logger;
+    if (format === 'json') log = createLogger((line) => io.stderr.write(line + '\n'));
+    else {
+      const view = newPlainState();
+      log = createEntryLogger((entry) => {
+        for (const line of plainLines(entry, view)) io.stderr.write(line + '\n');
+      });
+    }
     // Listen for stop requests before starting, so a signal during startup is not lost.
     const stop = io.stopSignal();
     // Loaded here, not at the top: client commands should not pay for the store and its native module.

@@ -42,6 +42,14 @@ export interface NodeConfig {
   torBinary: string;
   /** Appended to the managed torrc: bridges, or a private network's DirAuthority/Testing* lines. */
   torExtraLines: string[];
+  /** The onion-service proof-of-work defence (PoWDefensesEnabled), where tor supports it. */
+  onionPow: boolean;
+  /** PoWQueueRate: introductions per second taken from the PoW priority queue. */
+  onionPowQueueRate: number;
+  /** PoWQueueBurst: how many may be taken at once (at least the rate). */
+  onionPowQueueBurst: number;
+  /** MaxStreams per rendezvous circuit, with MaxStreamsCloseCircuit; 0: no limit. */
+  onionMaxStreams: number;
   /** Bootstrap peers: v3 onion addresses said hello to at start (and learned from). */
   peers: string[];
   /** How often the peering loop looks for peers due a hello (jittered). */
@@ -64,6 +72,10 @@ export const DEFAULT_CONFIG: NodeConfig = {
   tor: 'off',
   torBinary: 'tor',
   torExtraLines: [],
+  onionPow: true,
+  onionPowQueueRate: 250,
+  onionPowQueueBurst: 2500,
+  onionMaxStreams: 64,
   peers: [],
   peeringIntervalMs: 30_000,
   syncIntervalMs: 60_000,
@@ -91,6 +103,10 @@ const ENV_NAMES: Partial<Record<keyof NodeConfig, string>> = {
   torSocks: 'P2PDB_TOR_SOCKS',
   torBinary: 'P2PDB_TOR_BINARY',
   syncIntervalMs: 'P2PDB_SYNC_INTERVAL_MS',
+  onionPow: 'P2PDB_ONION_POW',
+  onionPowQueueRate: 'P2PDB_ONION_POW_QUEUE_RATE',
+  onionPowQueueBurst: 'P2PDB_ONION_POW_QUEUE_BURST',
+  onionMaxStreams: 'P2PDB_ONION_MAX_STREAMS',
 };
 
 export function configFromEnv(env: NodeJS.ProcessEnv): ConfigInput {
@@ -146,6 +162,27 @@ function tables(value: unknown): TableSet {
     if (!/^[0-9a-f]{64}$/.test(t)) fail('config_invalid', `allowed table ${JSON.stringify(t)} is not a 64-hex-digit fingerprint`);
   }
   return [...new Set(items)];
+}
+
+function onOff(value: unknown, name: string): boolean {
+  if (typeof value === 'boolean') return value;
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : value;
+  if (text === 'on' || text === 'true' || text === '1') return true;
+  if (text === 'off' || text === 'false' || text === '0') return false;
+  fail('config_invalid', `${name} must be on or off, got ${JSON.stringify(value)}`);
+}
+
+function onionDefences(merged: ConfigInput): Pick<NodeConfig, 'onionPow' | 'onionPowQueueRate' | 'onionPowQueueBurst' | 'onionMaxStreams'> {
+  const onionPowQueueRate = int(merged.onionPowQueueRate, 'onionPowQueueRate', 1, 1_000_000);
+  const onionPowQueueBurst = int(merged.onionPowQueueBurst, 'onionPowQueueBurst', 1, 10_000_000);
+  // tor takes any pair, but a bucket smaller than its rate caps the rate at the burst: say so now.
+  if (onionPowQueueBurst < onionPowQueueRate) fail('config_invalid', `onionPowQueueBurst (${onionPowQueueBurst}) must be at least onionPowQueueRate (${onionPowQueueRate})`);
+  return {
+    onionPow: onOff(merged.onionPow, 'onionPow'),
+    onionPowQueueRate,
+    onionPowQueueBurst,
+    onionMaxStreams: int(merged.onionMaxStreams, 'onionMaxStreams', 0, 65535),
+  };
 }
 
 function oneOf<T extends string>(value: unknown, name: string, options: readonly T[]): T {
@@ -254,6 +291,7 @@ export function resolveConfig(...layers: ConfigInput[]): NodeConfig {
     maxFutureSkewMs: int(merged.maxFutureSkewMs, 'maxFutureSkewMs', 0, 7 * 24 * 3600 * 1000),
     durability: oneOf(merged.durability, 'durability', ['full', 'normal'] as const),
     ...torSettings(merged, listenHost),
+    ...onionDefences(merged),
     peers: onionList(merged.peers),
     peeringIntervalMs: int(merged.peeringIntervalMs, 'peeringIntervalMs', 1000, 24 * 3600 * 1000),
     syncIntervalMs: int(merged.syncIntervalMs, 'syncIntervalMs', 0, 24 * 3600 * 1000),

@@ -183,7 +183,14 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   let onion: OnionService | undefined;
   if (identity) {
     try {
-      onion = await startOnionService({ identity, runtime: torRuntimeFromConfig(config, log), targetPort: address.port, log, ...opts.onion });
+      onion = await startOnionService({
+        identity,
+        runtime: torRuntimeFromConfig(config, log),
+        targetPort: address.port,
+        log,
+        defences: { pow: config.onionPow, powQueueRate: config.onionPowQueueRate, powQueueBurst: config.onionPowQueueBurst, maxStreams: config.onionMaxStreams },
+        ...opts.onion,
+      });
     } catch (e) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await closeStores();

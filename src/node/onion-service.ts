@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { P2pdbError, fail, isP2pdbError, type ErrorCode } from '../errors.js';
 import { torKeyBlob, type OnionIdentity } from '../identity/onion-key.js';
 import type { BootstrapPhase, TorControl } from '../tor/control.js';
+import { decodeDescriptor } from '../tor/hs-descriptor.js';
 import { parseKeywordLine } from '../tor/replies.js';
 import type { Logger } from '../util/log.js';
 import type { TorLink, TorRuntime } from './tor-runtime.js';
@@ -19,6 +20,65 @@ export interface OnionState {
   lastError?: { code: ErrorCode; message: string };
   /** The managed tor's pid while it runs. */
   torPid?: number;
+  /** What the last ADD_ONION turned on, and what the published descriptor showed. */
+  defences?: DefenceReport;
+}
+
+/** The onion-service DoS defences asked for (config: onionPow*, onionMaxStreams). */
+export interface OnionDefences {
+  /** PoWDefensesEnabled=1 where tor has it (ADD_ONION keywords since 0.4.9.2-alpha). */
+  pow: boolean;
+  /** Introductions per second the service takes from the PoW priority queue, and its burst. */
+  powQueueRate: number;
+  powQueueBurst: number;
+  /** Concurrent streams per rendezvous circuit; past it the circuit is closed. 0: no limit. */
+  maxStreams: number;
+}
+
+export const DEFAULT_DEFENCES: OnionDefences = { pow: true, powQueueRate: 250, powQueueBurst: 2500, maxStreams: 64 };
+
+export interface DefenceReport {
+  torVersion: string;
+  pow: { state: 'on' | 'off' | 'unsupported'; queueRate?: number; queueBurst?: number; reason?: string };
+  maxStreams: { state: 'on' | 'off' | 'unsupported'; limit?: number; reason?: string };
+  /**
+   * HiddenServiceEnableIntroDoSDefense is a torrc option of HiddenServiceDir services only:
+   * ADD_ONION has no keyword for it (tor 0.4.9.11 answers `512 … Unrecognized keyword
+   * argument`), so intro points apply the network's consensus parameters to us.
+   */
+  introDos: { state: 'not settable'; reason: string };
+  /** Set once tor has uploaded a descriptor: whether that descriptor advertises pow-params. */
+  powInDescriptor?: boolean;
+}
+
+/** The first tor whose ADD_ONION takes PoWDefensesEnabled / PoWQueueRate / PoWQueueBurst. */
+const POW_ADD_ONION_SINCE = [0, 4, 9, 2] as const;
+
+/** "0.4.9.11 (git-…)" → [0,4,9,11]; undefined when tor says something else. */
+export function parseTorVersion(text: string): number[] | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?/.exec(text.trim());
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4] ?? 0)] : undefined;
+}
+
+export function versionAtLeast(v: number[], min: readonly number[]): boolean {
+  for (let i = 0; i < min.length; i++) {
+    const a = v[i] ?? 0;
+    if (a !== min[i]) return a > min[i]!;
+  }
+  return true;
+}
+
+/** One line per defence, for the log and for `serve`'s plain output. */
+export function describeDefences(r: DefenceReport): string[] {
+  const pow =
+    r.pow.state === 'on'
+      ? `proof of work on (queue ${r.pow.queueRate}/s, burst ${r.pow.queueBurst})${r.powInDescriptor === true ? ', advertised in the published descriptor' : r.powInDescriptor === false ? ', BUT MISSING from the published descriptor' : ''}`
+      : `proof of work ${r.pow.state === 'off' ? 'off' : 'not available'}${r.pow.reason ? ` (${r.pow.reason})` : ''}`;
+  const streams =
+    r.maxStreams.state === 'on'
+      ? `at most ${r.maxStreams.limit} streams per circuit (circuit closed past it)`
+      : `no stream limit per circuit${r.maxStreams.reason ? ` (${r.maxStreams.reason})` : ''}`;
+  return [pow, streams, `intro-point rate limit not set by p2pdb (${r.introDos.reason})`];
 }
 
 export interface OnionService {
@@ -41,6 +101,8 @@ export interface OnionServiceOptions {
   bootstrapDeadlineMs?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** Defaults to DEFAULT_DEFENCES. */
+  defences?: OnionDefences;
 }
 
 export const ONION_VIRTUAL_PORT = 80;
@@ -65,6 +127,9 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
   let bootstrap = { progress: 0, summary: 'starting' };
   let lastError: OnionState['lastError'];
   let lastWarning = '';
+  const wanted = opts.defences ?? DEFAULT_DEFENCES;
+  let defences: DefenceReport | undefined;
+  let reportedDefences = '';
 
   const setError = (err: unknown, context: string) => {
     const e = isP2pdbError(err) ? err : new P2pdbError('internal', String(err));
@@ -115,21 +180,77 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
     }
   };
 
-  /** Adds the onion with our key; an earlier detached copy (maybe with an old target port) is replaced. */
+  /**
+   * ADD_ONION with the defences tor supports. Feature detection is by version and by trying:
+   * a tor older than 0.4.9.2 is not sent the PoW keywords at all, and a tor that refuses a
+   * keyword anyway (a build without the PoW module, a fork) gets the command again without it,
+   * so a missing defence never keeps the node offline. What ended up on is logged plainly.
+   */
   const publish = async (control: TorControl) => {
     const detached = await control.getInfo('onions/detached').then((v) => v.split('\n'), () => [] as string[]);
     if (detached.includes(serviceId)) await control.delOnion(serviceId);
-    const added = await control.addOnion({
-      keyType: 'ED25519-V3',
-      keyBlob: torKeyBlob(identity.seed),
-      virtualPort: ONION_VIRTUAL_PORT,
-      target: `127.0.0.1:${opts.targetPort}`,
-      // Survives a dropped control connection; stop() removes it with DEL_ONION.
-      detach: true,
-    });
-    if (added.serviceId !== serviceId) {
-      await control.delOnion(added.serviceId).catch(() => {});
-      fail('onion_mismatch', `tor published ${added.serviceId}.onion for our key, whose address is ${address}: refusing to run under another name`);
+    const versionText = await control.getInfo('version').catch(() => 'unknown');
+    const version = parseTorVersion(versionText);
+    const report: DefenceReport = {
+      torVersion: versionText.split(' ')[0] ?? versionText,
+      pow: wanted.pow ? { state: 'on', queueRate: wanted.powQueueRate, queueBurst: wanted.powQueueBurst } : { state: 'off', reason: 'turned off in the configuration' },
+      maxStreams: wanted.maxStreams > 0 ? { state: 'on', limit: wanted.maxStreams } : { state: 'off', reason: 'onionMaxStreams is 0' },
+      introDos: { state: 'not settable', reason: "ADD_ONION has no keyword for HiddenServiceEnableIntroDoSDefense; intro points use the Tor network's consensus defaults" },
+    };
+    if (report.pow.state === 'on' && !(version && versionAtLeast(version, POW_ADD_ONION_SINCE))) {
+      report.pow = { state: 'unsupported', reason: `tor ${report.torVersion} is older than 0.4.9.2, whose ADD_ONION first takes PoWDefensesEnabled; upgrade tor to get it` };
+    }
+    for (;;) {
+      try {
+        const added = await control.addOnion({
+          keyType: 'ED25519-V3',
+          keyBlob: torKeyBlob(identity.seed),
+          virtualPort: ONION_VIRTUAL_PORT,
+          target: `127.0.0.1:${opts.targetPort}`,
+          // Survives a dropped control connection; stop() removes it with DEL_ONION.
+          detach: true,
+          ...(report.maxStreams.state === 'on' ? { maxStreams: report.maxStreams.limit!, maxStreamsCloseCircuit: true } : {}),
+          ...(report.pow.state === 'on' ? { pow: { queueRate: report.pow.queueRate!, queueBurst: report.pow.queueBurst! } } : {}),
+        });
+        if (added.serviceId !== serviceId) {
+          await control.delOnion(added.serviceId).catch(() => {});
+          fail('onion_mismatch', `tor published ${added.serviceId}.onion for our key, whose address is ${address}: refusing to run under another name`);
+        }
+        break;
+      } catch (err) {
+        // 512/513: tor did not take an argument. Drop the defence it names (PoW first), then try again.
+        if (!isP2pdbError(err) || err.code !== 'tor_command_failed' || !/ADD_ONION: 51[23] /.test(err.message)) throw err;
+        const said = err.message.replace(/^ADD_ONION: /, '');
+        if (report.pow.state === 'on' && !/MaxStreams/i.test(said)) {
+          report.pow = { state: 'unsupported', reason: `tor ${report.torVersion} refused it: ${said}` };
+        } else if (report.maxStreams.state === 'on') {
+          report.maxStreams = { state: 'unsupported', reason: `tor ${report.torVersion} refused it: ${said}` };
+        } else throw err;
+      }
+    }
+    defences = report;
+    const summary = describeDefences(report).join('; ');
+    if (summary !== reportedDefences) {
+      reportedDefences = summary;
+      log.info('onion service DoS defences', { tor_version: report.torVersion, defences: describeDefences(report) });
+    }
+  };
+
+  /**
+   * Reads the descriptor tor has just uploaded (its own plaintext-encoded copy, decrypted the way
+   * a client does) and records whether it advertises pow-params: evidence that the defence is
+   * on in the network, not only that the keyword was accepted.
+   */
+  const checkPublishedDescriptor = async (control: TorControl) => {
+    const report = defences;
+    if (!report || report.pow.state !== 'on' || report.powInDescriptor !== undefined) return;
+    try {
+      const decoded = decodeDescriptor(await control.getInfo(`hs/service/desc/id/${serviceId}`), address);
+      report.powInDescriptor = decoded.pow !== undefined;
+      if (decoded.pow) log.info('proof-of-work defence advertised in the published descriptor', { suggested_effort: decoded.pow.suggestedEffort, seed_expires: decoded.pow.expires });
+      else log.warn('tor took PoWDefensesEnabled but the published descriptor has no pow-params (a tor built without the PoW module?)', { tor_version: report.torVersion });
+    } catch (err) {
+      log.debug('could not read back the published descriptor', { message: (err as Error).message });
     }
   };
 
@@ -143,6 +264,7 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
         published = true;
         if (lastError?.code !== 'tor_no_network') lastError = undefined;
         log.info('onion service published', { address });
+        void checkPublishedDescriptor(link.control);
       });
       await link.control.subscribe(['HS_DESC']);
       await publish(link.control);
@@ -230,7 +352,13 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
     },
     state() {
       const pid = runtime.pid();
-      return { bootstrap: { ...bootstrap }, published, ...(lastError ? { lastError: { ...lastError } } : {}), ...(pid !== undefined ? { torPid: pid } : {}) };
+      return {
+        bootstrap: { ...bootstrap },
+        published,
+        ...(lastError ? { lastError: { ...lastError } } : {}),
+        ...(pid !== undefined ? { torPid: pid } : {}),
+        ...(defences ? { defences: structuredClone(defences) } : {}),
+      };
     },
     stop() {
       stopped ??= (async () => {

@@ -14,6 +14,7 @@ import { freePorts, retryOnPortClash } from '../tor/ports.js';
 import { spawnTor, waitForControl, type TorProcess } from '../tor/process.js';
 import { assertLoopbackTorrc, renderTorrcFile } from '../tor/torrc.js';
 import type { Logger } from '../util/log.js';
+import { RepeatSummariser, type RepeatSummary } from '../util/operator-output.js';
 
 export interface TorLink {
   control: TorControl;
@@ -50,6 +51,10 @@ export function managedTor(opts: ManagedTorOptions): TorRuntime {
   let ports: { socks: number; control: number } | undefined;
   let startFailed = false;
   let stopped = false;
+  const torLines = torLogLine(opts.log);
+  // Reports repeats whose minute is up even when tor has gone quiet meanwhile.
+  const flusher = setInterval(() => torLines.flush(), 15_000);
+  flusher.unref();
 
   // A port taken between probe and tor's bind sets startFailed, so the next attempt probes afresh.
   const start = (): Promise<TorLink> => retryOnPortClash(startOnce);
@@ -77,7 +82,7 @@ export function managedTor(opts: ManagedTorOptions): TorRuntime {
     if (stopped) fail('tor_process', 'the node is stopping');
     // spawnTor cannot report a missing binary as an error (Node emits it later, unhandled).
     await assertExecutable(opts.torBinary);
-    proc = spawnTor({ name: 'tor', torrcPath, dir: torDir, torBinary: opts.torBinary, log: torLogLine(opts.log) });
+    proc = spawnTor({ name: 'tor', torrcPath, dir: torDir, torBinary: opts.torBinary, log: torLines.onLine });
     const control = await waitForControl(proc, ports.control);
     startFailed = false;
     return { control, socksPort: ports.socks };
@@ -100,7 +105,9 @@ export function managedTor(opts: ManagedTorOptions): TorRuntime {
     pid: () => (proc?.isRunning() ? proc.pid : undefined),
     async stop() {
       stopped = true;
+      clearInterval(flusher);
       await proc?.stop();
+      torLines.flush(true);
     },
   };
 }
@@ -159,11 +166,32 @@ async function discoverSocksPort(control: TorControl): Promise<number> {
   return Number(port);
 }
 
-/** Tor's own warnings matter to operators (no network, clock skew); the rest is debug noise. */
-function torLogLine(log: Logger): (line: string) => void {
-  return (line) => {
-    if (/\[(warn|err)\]/.test(line)) log.warn('tor says', { line });
-    else log.debug('tor says', { line });
+/**
+ * Tor's own warnings matter to operators (no network, clock skew); the rest is debug noise.
+ * Without a network tor repeats the same warning dozens of times a minute (34 in 90 s, with
+ * only the counts and ports changing): the first of a kind is forwarded, its repeats are
+ * counted and reported as one line when its minute is up (on the next tor line, by the
+ * periodic flush, or at stop).
+ */
+export function torLogLine(log: Logger, windowMs = 60_000): { onLine: (line: string) => void; flush: (all?: boolean) => void } {
+  const summariser = new RepeatSummariser(windowMs);
+  const report = (summaries: RepeatSummary[]) => {
+    for (const s of summaries) log.warn('tor repeated a warning', { line: s.line, repeats: s.repeats, within_s: Math.round(s.withinMs / 1000) });
+  };
+  return {
+    onLine(line) {
+      if (!/\[(warn|err)\]/.test(line)) {
+        log.debug('tor says', { line });
+        return;
+      }
+      const { forward, summaries } = summariser.push(line, Date.now());
+      report(summaries);
+      if (forward !== undefined) log.warn('tor says', { line: forward });
+      else log.debug('tor says', { line, repeat: true });
+    },
+    flush(all = false) {
+      report(summariser.flush(Date.now(), all));
+    },
   };
 }
 

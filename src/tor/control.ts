@@ -46,6 +46,16 @@ export interface AddOnionOptions {
   target: string;
   /** Keep the onion after this control connection closes. */
   detach?: boolean;
+  /** MaxStreams=N: at most N concurrent streams per rendezvous circuit (0: unlimited). */
+  maxStreams?: number;
+  /** Flags=MaxStreamsCloseCircuit: a circuit that goes past maxStreams is closed, not just refused the stream. */
+  maxStreamsCloseCircuit?: boolean;
+  /**
+   * The onion-service proof-of-work defence (proposal 327; ADD_ONION keywords since tor
+   * 0.4.9.2-alpha): PoWDefensesEnabled=1 with the queue's drain rate and burst (introductions
+   * per second). Older tors refuse the keywords with 512/513.
+   */
+  pow?: { queueRate?: number; queueBurst?: number };
 }
 
 export interface OnionService {
@@ -169,10 +179,8 @@ export class TorControl {
     if (!target || Number(target[1]) < 1 || Number(target[1]) > 65535) {
       fail('tor_control', `onion target must be 127.0.0.1:PORT, got ${JSON.stringify(opts.target)}`);
     }
-    const key = opts.keyBlob === 'NEW' ? { keyType: 'NEW', keyBlob: 'ED25519-V3' } : { keyType: 'ED25519-V3', keyBlob: opts.keyBlob };
-    const reply = await this.send('ADD_ONION', (cb) =>
-      this.controller.createHiddenService(opts.target, { ...key, virtualPort: opts.virtualPort, detach: opts.detach ?? false }, cb),
-    );
+    const command = addOnionCommand(opts); // validates first: a throw inside send() closes the connection
+    const reply = await this.send('ADD_ONION', (cb) => this.controller._send(command, cb));
     const { serviceId, privateKey } = parseAddOnion(reply);
     const blob = privateKey ?? opts.keyBlob;
     if (!KEY_BLOB.test(blob)) fail('tor_control', 'ADD_ONION returned no usable private key');
@@ -182,6 +190,16 @@ export class TorControl {
   async delOnion(serviceId: string): Promise<void> {
     if (!SERVICE_ID.test(serviceId)) fail('tor_control', `not a v3 service id: ${serviceId}`);
     assertOk(await this.send('DEL_ONION', (cb) => this.controller.destroyHiddenService(serviceId, cb)), `DEL_ONION ${serviceId}`);
+  }
+
+  /**
+   * HSFETCH: asks the HSDirs for a v3 service's descriptor. Resolves once tor has accepted the
+   * request; the outcome arrives as HS_DESC events (RECEIVED / FAILED) and the descriptor as
+   * GETINFO hs/client/desc/id/<id>.
+   */
+  async hsFetch(serviceId: string): Promise<void> {
+    if (!SERVICE_ID.test(serviceId)) fail('tor_control', `not a v3 service id: ${serviceId}`);
+    assertOk(await this.send('HSFETCH', (cb) => this.controller.fetchHiddenServiceDescriptor(serviceId, '', cb)), `HSFETCH ${serviceId}`);
   }
 
   /** Every value of a config option ([] when unset). */
@@ -285,6 +303,27 @@ export class TorControl {
     }
     return reply;
   }
+}
+
+/** The ADD_ONION command line (validated by addOnion first). Exported for tests. */
+export function addOnionCommand(opts: AddOnionOptions): string {
+  const key = opts.keyBlob === 'NEW' ? 'NEW:ED25519-V3' : `ED25519-V3:${opts.keyBlob}`;
+  const flags = [...(opts.detach ? ['Detach'] : []), ...(opts.maxStreamsCloseCircuit ? ['MaxStreamsCloseCircuit'] : [])];
+  const words = ['ADD_ONION', key];
+  if (flags.length > 0) words.push(`Flags=${flags.join(',')}`);
+  if (opts.maxStreams !== undefined) words.push(`MaxStreams=${uint(opts.maxStreams, 'maxStreams', 65535)}`);
+  if (opts.pow) {
+    words.push('PoWDefensesEnabled=1');
+    if (opts.pow.queueRate !== undefined) words.push(`PoWQueueRate=${uint(opts.pow.queueRate, 'PoW queue rate', 2 ** 31 - 1)}`);
+    if (opts.pow.queueBurst !== undefined) words.push(`PoWQueueBurst=${uint(opts.pow.queueBurst, 'PoW queue burst', 2 ** 31 - 1)}`);
+  }
+  words.push(`Port=${opts.virtualPort},${opts.target}`);
+  return words.join(' ');
+}
+
+function uint(n: number, what: string, max: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > max) fail('tor_control', `${what} must be an integer from 0 to ${max}, got ${n}`);
+  return n;
 }
 
 function checkToken(value: string, what: string): void {

@@ -26,6 +26,12 @@ declare module 'granax' {
     signal(name: string, callback: Callback): void;
     addEventListeners(events: string[], callback: Callback): void;
     quit(callback: Callback): void;
+    fetchHiddenServiceDescriptor(serviceId: string, serverLongName: string, callback: Callback): void;
+    /**
+     * Private in granax, but the only way to send a command its builders cannot express (its
+     * ADD_ONION knows no MaxStreams or PoW keywords). Writes `command` + CRLF.
+     */
+    _send(command: string, callback: Callback): void;
   }
 
   const granax: { TorController: typeof TorController };

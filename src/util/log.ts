@@ -1,6 +1,7 @@
 /**
- * A tiny structured logger. Lines are JSON so operators can filter them; callers pass
- * only what is safe to log (never key material, never payloads).
+ * A tiny structured logger. Lines are JSON so operators can filter them (or plain text for a
+ * person at a terminal: createEntryLogger + operator-output.ts); callers pass only what is safe
+ * to log (never key material, never payloads).
  */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -20,6 +21,21 @@ export function createLogger(
   const emit = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < ORDER[minLevel]) return;
     write(JSON.stringify({ t: new Date().toISOString(), level, msg, ...fields }));
+  };
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
+}
+
+/**
+ * A logger that hands each entry to `sink` as an object (for the operator's plain view,
+ * src/util/operator-output.ts) instead of a JSON line.
+ */
+export function createEntryLogger(
+  sink: (entry: { t: number; level: LogLevel; msg: string; fields?: Record<string, unknown> }) => void,
+  minLevel: LogLevel = 'info',
+): Logger {
+  const emit = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
+    if (ORDER[level] < ORDER[minLevel]) return;
+    sink({ t: Date.now(), level, msg, ...(fields ? { fields } : {}) });
   };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

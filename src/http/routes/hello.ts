@@ -1,6 +1,7 @@
 /**
- * /hello/: what this node is and which verified peers it knows (GET), and the signed
- * handshake by which peers prove their onion address and become verified (POST).
+ * /hello/: what this node is and which peers it has reached itself (GET), and the signed
+ * handshake by which peers prove their key (POST). A POST does not get the sender listed: the
+ * peering loop greets it back, and it is listed once that succeeds (peer-list.ts).
  */
 import Router from '@koa/router';
 import type { NodeConfig } from '../../config/config.js';
@@ -9,7 +10,7 @@ import type { OnionIdentity } from '../../identity/onion-key.js';
 import type { HelloJson } from '../../entry/json.js';
 import { checkSignedHello, makeSignedHello, MAX_HELLO_BODY_BYTES, HELLO_PROTOCOL } from '../../peers/hello.js';
 import { HelloThrottle } from '../../peers/hello-throttle.js';
-import { parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
+import { listablePeers, parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
 import type { PeerTable } from '../../store/peer-table.js';
 import { readBody } from '../body.js';
 
@@ -62,7 +63,10 @@ export function helloRoutes(depsOrInfo: HelloRouteDeps | HelloInfo): Router {
 
   async function peers(wanted: string[] | undefined, exclude?: string): Promise<PeerSummary[]> {
     if (!peerStore) return [];
-    const all = await peerStore.listable();
+    // Only peers we reached ourselves (listablePeers says why). Filtered here, over the whole
+    // (bounded: PEER_LIMITS.maxPeers) table, because the table's own listable() still counts an
+    // inbound hello as verification; moving this filter into its query is the store's change.
+    const all = listablePeers(await peerStore.list());
     return selectPeers(exclude ? all.filter((p) => p.onion !== exclude) : all, wanted);
   }
 
