@@ -40,42 +40,6 @@ export function carriesTables(tables: TableSet | null, wanted: readonly string[]
   return wanted.every((t) => mirrors(tables, t));
 }
 
-/** What the peer table knows of a peer, as far as listing it goes (a subset of PeerRecord). */
-export interface PeerStanding {
-  onion: string;
-  tables: TableSet | null;
-  powBits: number | null;
-  lastSeen: number | null;
-  lastAttempt: number | null;
-  failures: number;
-  verified: boolean;
-}
-
-/**
- * True when this node reached the peer itself: its latest dial of the peer's onion answered
- * with a valid signed hello. An inbound hello proves the sender holds the key, not that its
- * onion is published or reachable, so a peer that only ever said hello to us is not listed (a
- * Sybil with free keys could otherwise fill everyone's lists with unreachable addresses); the
- * peering loop greets a new sender back at once, and then it is.
- *
- * Read from the peer table as it is: only a successful contact (PeerTable.recordContact) sets
- * last_attempt with failures 0; a failed dial (recordFailure) sets it with failures ≥ 1, and
- * an inbound hello never touches either. So a peer that was reached but whose latest dial
- * failed is not listed until it answers again.
- */
-export function reachedByUs(p: PeerStanding): boolean {
-  return p.verified && p.lastAttempt !== null && p.failures === 0;
-}
-
-/** The peers /hello/ may show others: reached by us, with a known self-description. */
-export function listablePeers(records: readonly PeerStanding[]): PeerSummary[] {
-  return records.flatMap((p) =>
-    reachedByUs(p) && p.tables !== null && p.powBits !== null && p.lastSeen !== null
-      ? [{ onion: p.onion, tables: p.tables, pow_bits: p.powBits, last_seen: p.lastSeen }]
-      : [],
-  );
-}
-
 /** The peers to show: those carrying every wanted table, most recently seen first, at most `limit`. */
 export function selectPeers(peers: readonly PeerSummary[], wanted: readonly string[] | undefined, limit = MAX_LISTED_PEERS): PeerSummary[] {
   return peers

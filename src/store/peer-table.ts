@@ -143,12 +143,20 @@ export class PeerTable {
     return Number(row?.n ?? 0);
   }
 
-  /** Verified peers that are not failing: what /hello/ may show others. */
+  /**
+   * What /hello/ may show others: peers this node reached itself. An inbound hello proves the
+   * sender holds the key, not that its onion is published or reachable (a Sybil with free keys
+   * could otherwise fill everyone's lists with unreachable addresses); the peering loop greets
+   * a new sender back at once, and then it is listed. Only a successful contact (recordContact)
+   * leaves last_attempt set with failures 0: a failed dial counts a failure, an inbound hello
+   * touches neither, so a peer whose latest dial failed is not listed until it answers again.
+   */
   async listable(): Promise<PeerSummary[]> {
     const rows = (await this.knex<PeerRow>('peers')
       .select('onion', 'tables', 'pow_bits', 'last_seen')
       .where('verified', 1)
-      .andWhere('failures', '<', this.limits.failingAfter)
+      .andWhere('failures', 0)
+      .whereNotNull('last_attempt')
       .whereNotNull('last_seen')
       .whereNotNull('tables')
       .whereNotNull('pow_bits')) as PeerRow[];

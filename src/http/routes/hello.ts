@@ -10,7 +10,7 @@ import type { OnionIdentity } from '../../identity/onion-key.js';
 import type { HelloJson } from '../../entry/json.js';
 import { checkSignedHello, makeSignedHello, MAX_HELLO_BODY_BYTES, HELLO_PROTOCOL } from '../../peers/hello.js';
 import { HelloThrottle } from '../../peers/hello-throttle.js';
-import { listablePeers, parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
+import { parseTablesQuery, selectPeers, type PeerSummary } from '../../peers/peer-list.js';
 import type { PeerTable } from '../../store/peer-table.js';
 import { readBody } from '../body.js';
 
@@ -63,10 +63,8 @@ export function helloRoutes(depsOrInfo: HelloRouteDeps | HelloInfo): Router {
 
   async function peers(wanted: string[] | undefined, exclude?: string): Promise<PeerSummary[]> {
     if (!peerStore) return [];
-    // Only peers we reached ourselves (listablePeers says why). Filtered here, over the whole
-    // (bounded: PEER_LIMITS.maxPeers) table, because the table's own listable() still counts an
-    // inbound hello as verification; moving this filter into its query is the store's change.
-    const all = listablePeers(await peerStore.list());
+    // Only peers we reached ourselves (PeerTable.listable says why).
+    const all = await peerStore.listable();
     return selectPeers(exclude ? all.filter((p) => p.onion !== exclude) : all, wanted);
   }
 
