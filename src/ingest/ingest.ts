@@ -1,5 +1,5 @@
 /**
- * Ingest: the one path by which entries enter the store, for client puts and (later) sync.
+ * Ingest: the one path by which entries enter the store, for client puts and for entries pulled from peers by sync.
  * Each item is checked in full (entry/validate.ts) before anything is written; items that
  * fail are answered in their slot and never stored.
  */

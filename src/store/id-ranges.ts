@@ -8,6 +8,7 @@
  * seq) index (every id of the table, checked for the range). The caller passes its estimates,
  * so reading a node costs min(ids of all tables in the range, ids of the table), never more.
  */
+import { fail } from '../errors.js';
 import type { Db } from './db.js';
 
 export type RangePlan = 'by-id' | 'by-table';
@@ -84,7 +85,7 @@ export class IdRanges {
       if (!table) {
         await this.loadFingerprints();
         table = this.fingerprints.get(r.table_id);
-        if (!table) throw new Error(`entry ${r.seq} refers to an unknown table_id ${r.table_id}`);
+        if (!table) fail('internal', `entry ${r.seq} refers to an unknown table_id ${r.table_id}`);
       }
       out.push({ seq: r.seq, table, id: r.id });
     }
@@ -125,7 +126,7 @@ export class IdRanges {
       );
       for (const r of rows) {
         const table = this.fingerprints.get(tableOf[r.seq]!);
-        if (!table) throw new Error(`entry ${r.seq} has no table in the table index`);
+        if (!table) fail('internal', `entry ${r.seq} has no table in the table index`);
         add(table, r.id);
       }
       if (rows.length < WALK_PAGE) return;

@@ -163,7 +163,7 @@ export class SyncIndex {
       this.forest = new PrefixForest();
       this.appliedSeq = 0;
       source = 'rebuild';
-      if (!(await this.catchUpAndCheck())) throw new Error('sync index: counts disagree with the store after a rebuild');
+      if (!(await this.catchUpAndCheck())) fail('internal', 'sync index: counts disagree with the store after a rebuild');
     }
     const caughtUp = this.appliedSeq;
     await this.catchUp(); // what was committed meanwhile
@@ -181,7 +181,7 @@ export class SyncIndex {
     if (this.appliedSeq === 0 && lastSeq > 0) {
       // A rebuild: two index walks, not a read of every row (id-ranges.ts walkIds).
       await this.ranges.walkIds(lastSeq, (table, id) => this.forest.add(table, id), () => this.closed !== null);
-      if (this.closed) throw new Error('sync index: closed while loading');
+      if (this.closed) fail('internal', 'sync index: closed while loading');
       this.appliedSeq = lastSeq;
     }
     await this.catchUp(lastSeq);
@@ -192,7 +192,7 @@ export class SyncIndex {
 
   private async catchUp(upTo?: number): Promise<void> {
     for (;;) {
-      if (this.closed) throw new Error('sync index: closed while loading');
+      if (this.closed) fail('internal', 'sync index: closed while loading');
       const rows = await this.ranges.pageBySeq(this.appliedSeq, PAGE, upTo);
       for (const r of rows) this.forest.add(r.table, r.id);
       if (rows.length > 0) this.appliedSeq = rows[rows.length - 1]!.seq;

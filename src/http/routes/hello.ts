@@ -46,16 +46,7 @@ export interface HelloRouteDeps {
   throttle?: HelloThrottle;
 }
 
-function isHelloInfo(deps: HelloRouteDeps | HelloInfo): deps is HelloInfo {
-  return 'protocol' in deps;
-}
-
-/**
- * Accepts a bare HelloInfo too (the call in app.ts before it passes deps): then there is no
- * identity and no peer table.
- */
-export function helloRoutes(depsOrInfo: HelloRouteDeps | HelloInfo): Router {
-  const deps: HelloRouteDeps = isHelloInfo(depsOrInfo) ? { info: depsOrInfo, identity: null, peerStore: null } : depsOrInfo;
+export function helloRoutes(deps: HelloRouteDeps): Router {
   const { info, identity, peerStore } = deps;
   const clock = deps.clock ?? Date.now;
   const throttle = deps.throttle ?? new HelloThrottle();

@@ -11,6 +11,7 @@
  * ids had been renumbered.
  */
 import { createHash } from 'node:crypto';
+import { fail } from '../../errors.js';
 import { fingerprintOfWords } from '../../sync/fingerprint.js';
 import { addId, SUM_WORDS } from '../../sync/sum256.js';
 import type { CopyEndpoint } from './endpoint.js';
@@ -52,7 +53,7 @@ export async function summarize(ep: CopyEndpoint, onRows?: (walked: number) => v
     if (page.length === 0) break;
     for (const row of page) {
       const i = slot.get(row.table_id);
-      if (i === undefined) throw new Error(`${ep.label}: entry ${row.seq} refers to table_id ${row.table_id}, which table_keys lacks`);
+      if (i === undefined) fail('db_copy_mismatch', `${ep.label}: entry ${row.seq} refers to table_id ${row.table_id}, which table_keys lacks`);
       addId(sums, i * SUM_WORDS, row.id);
       counts[i]!++;
     }
