@@ -22,6 +22,10 @@ export interface OnionState {
   torPid?: number;
   /** What the last ADD_ONION turned on, and what the published descriptor showed. */
   defences?: DefenceReport;
+  /** Client authorization of the last ADD_ONION: private with N keys, or public (0). */
+  clientAuth: { clients: number };
+  /** How many times the node has added its onion since start (reconnects and republishes count). */
+  publishCount: number;
 }
 
 /** The onion-service DoS defences asked for (config: onionPow*, onionMaxStreams). */
@@ -87,6 +91,14 @@ export interface OnionService {
   /** tor's SOCKS port on 127.0.0.1, for dialing peers (peerAgent). */
   readonly socksPort: number;
   state(): OnionState;
+  /**
+   * DEL_ONION and ADD_ONION again with the same key on the current control connection, reading
+   * the client keys afresh (a private node's new key set). Calls are serialised; resolves when
+   * tor has accepted the onion again (not when the descriptor is uploaded).
+   */
+  republish(reason: string): Promise<void>;
+  /** The ClientAuthV3 keys the onion was last added with (sorted). */
+  publishedClientKeys(): string[];
   /** DEL_ONION, then stops a managed tor. */
   stop(): Promise<void>;
 }
@@ -103,6 +115,12 @@ export interface OnionServiceOptions {
   retryMaxMs?: number;
   /** Defaults to DEFAULT_DEFENCES. */
   defences?: OnionDefences;
+  /**
+   * The base32 x25519 public keys of the clients allowed to reach the node (a private node),
+   * read at every publish; none: a public onion. A rejection fails the publish: a node whose
+   * key list cannot be read must not fall back to being public.
+   */
+  clientKeys?: () => Promise<string[]>;
 }
 
 export const ONION_VIRTUAL_PORT = 80;
@@ -130,6 +148,8 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
   const wanted = opts.defences ?? DEFAULT_DEFENCES;
   let defences: DefenceReport | undefined;
   let reportedDefences = '';
+  let clientKeys: string[] = [];
+  let publishCount = 0;
 
   const setError = (err: unknown, context: string) => {
     const e = isP2pdbError(err) ? err : new P2pdbError('internal', String(err));
@@ -187,6 +207,8 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
    * so a missing defence never keeps the node offline. What ended up on is logged plainly.
    */
   const publish = async (control: TorControl) => {
+    // Read before anything is removed: an unreadable key list leaves what is published alone.
+    const keys = [...new Set(opts.clientKeys ? await opts.clientKeys() : [])].sort();
     const detached = await control.getInfo('onions/detached').then((v) => v.split('\n'), () => [] as string[]);
     if (detached.includes(serviceId)) await control.delOnion(serviceId);
     const versionText = await control.getInfo('version').catch(() => 'unknown');
@@ -211,6 +233,7 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
           detach: true,
           ...(report.maxStreams.state === 'on' ? { maxStreams: report.maxStreams.limit!, maxStreamsCloseCircuit: true } : {}),
           ...(report.pow.state === 'on' ? { pow: { queueRate: report.pow.queueRate!, queueBurst: report.pow.queueBurst! } } : {}),
+          ...(keys.length > 0 ? { clientAuthV3: keys } : {}),
         });
         if (added.serviceId !== serviceId) {
           await control.delOnion(added.serviceId).catch(() => {});
@@ -229,6 +252,19 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
       }
     }
     defences = report;
+    // DEL_ONION keeps rendezvous circuits open "for existing connections to finish", and the
+    // re-added service (same key) serves them: a revoked client would stay connected. So when a
+    // key goes away every client's rendezvous circuit is closed; clients that still hold a
+    // valid key reconnect through the new descriptor, a revoked one cannot.
+    const revoked = clientKeys.filter((k) => !keys.includes(k));
+    if (revoked.length > 0 || (clientKeys.length === 0 && keys.length > 0)) {
+      const circuits = await control.serviceRendCircuits(serviceId).catch(() => [] as string[]);
+      for (const id of circuits) await control.closeCircuit(id).catch(() => {});
+      log.info('closed the connections of clients to the onion after a client key was revoked', { circuits: circuits.length, revoked: revoked.length });
+    }
+    clientKeys = keys;
+    publishCount++;
+    if (keys.length > 0) log.info('onion published as a private node', { authorized_clients: keys.length, note: 'reachable only by tors holding one of these client keys' });
     const summary = describeDefences(report).join('; ');
     if (summary !== reportedDefences) {
       reportedDefences = summary;
@@ -344,6 +380,26 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
     }
   })();
 
+  let republishing: Promise<void> = Promise.resolve();
+  const republish = (reason: string): Promise<void> => {
+    const run = republishing.then(async () => {
+      const link = current;
+      if (stopping || !link) return; // the supervisor publishes afresh once it has reconnected
+      log.info('re-publishing the onion service', { address, reason });
+      published = false;
+      if (defences) delete defences.powInDescriptor;
+      try {
+        await publish(link.control);
+      } catch (err) {
+        setError(err, `re-publishing (${reason})`);
+        log.warn('re-publishing the onion service failed', { reason, code: lastError?.code, message: lastError?.message });
+        throw err;
+      }
+    });
+    republishing = run.catch(() => {});
+    return run;
+  };
+
   let stopped: Promise<void> | undefined;
   return {
     address,
@@ -358,8 +414,12 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
         ...(lastError ? { lastError: { ...lastError } } : {}),
         ...(pid !== undefined ? { torPid: pid } : {}),
         ...(defences ? { defences: structuredClone(defences) } : {}),
+        clientAuth: { clients: clientKeys.length },
+        publishCount,
       };
     },
+    republish,
+    publishedClientKeys: () => [...clientKeys],
     stop() {
       stopped ??= (async () => {
         stopping = true;
