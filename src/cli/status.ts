@@ -62,6 +62,9 @@ export const statusCommand: Command = {
       println(io.stdout, `  onion          ${tor.onion}`);
       println(io.stdout, `  bootstrap      ${b ? `${b.progress}% ${b.summary}` : 'unknown'}`);
       println(io.stdout, `  onion service  ${tor.tor.published ? 'published' : 'not published yet'}`);
+      if (tor.tor.clients !== undefined) {
+        println(io.stdout, `  access         ${tor.tor.clients > 0 ? `private: ${tor.tor.clients} authorized client key${tor.tor.clients === 1 ? '' : 's'} (p2pdb clients list)` : 'public (anyone with the address)'}`);
+      }
       if (tor.tor.lastError) println(io.stdout, `  last error     ${tor.tor.lastError}`);
     }
 

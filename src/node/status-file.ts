@@ -14,6 +14,8 @@ export interface NodeStatus {
     bootstrap?: { progress: number; summary: string };
     published: boolean;
     lastError?: string;
+    /** Authorized client keys the onion is published with: > 0 is a private node. */
+    clients?: number;
   };
   updated_at: number;
   /** The node's process: a reader can tell a running node from one that was killed. */
@@ -70,6 +72,7 @@ export function keepStatusFile(
       bootstrap: s.bootstrap,
       published: s.published,
       ...(s.lastError ? { lastError: `${s.lastError.code}: ${s.lastError.message}` } : {}),
+      clients: s.clientAuth.clients,
     };
     const key = JSON.stringify([tor, stoppedAt]);
     if (key === last) return;
