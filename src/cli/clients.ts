@@ -54,7 +54,7 @@ async function clientsAdd(args: string[], io: CliIo): Promise<number> {
   println(io.stderr, '  tor (ClientOnionAuthDir DIR in its torrc): put the "auth line" above in DIR/<any name>.auth_private,');
   println(io.stderr, '      then restart or reload (SIGHUP) that tor.');
   if (before === 0) println(io.stderr, 'This node is now PRIVATE: only tors holding an authorized client key can reach it, peers included.');
-  println(io.stderr, `${whenApplied(dataDir)}.`);
+  println(io.stderr, `${capitalise(whenApplied(dataDir))}.`);
   return 0;
 }
 
@@ -83,7 +83,7 @@ async function clientsRemove(args: string[], io: CliIo): Promise<number> {
   const dataDir = nodeDataDir(io, str(p, 'data'));
   const { remaining } = await removeClient(dataDir, name!, { makePublic: flag(p, 'make-public') });
   println(io.stdout, `removed client ${name}; ${remaining} remain${remaining === 1 ? 's' : ''}${remaining === 0 ? ': the node is PUBLIC again' : ''}`);
-  println(io.stderr, `${whenApplied(dataDir)}; from then on ${name}'s key no longer opens the onion.`);
+  println(io.stderr, `${capitalise(whenApplied(dataDir))}; from then on ${name}'s key no longer opens the onion.`);
   return 0;
 }
 
@@ -100,3 +100,7 @@ export const clientsCommand: Command = {
     throw new UsageError(`unknown clients subcommand ${JSON.stringify(sub)} (add, list, remove)`, 'clients');
   },
 };
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
