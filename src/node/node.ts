@@ -71,7 +71,7 @@ export interface StartNodeOptions {
   /** Verification worker threads; default one per core but one. */
   verifyThreads?: number;
   /** Tuning of the onion service's bootstrap deadline and reconnect backoff (tests shorten them). */
-  onion?: Pick<OnionServiceOptions, 'bootstrapDeadlineMs' | 'retryMinMs' | 'retryMaxMs'>;
+  onion?: Pick<OnionServiceOptions, 'bootstrapDeadlineMs' | 'retryMinMs' | 'retryMaxMs' | 'selfCheck'>;
   /** Limits of GET /subscribe/ (tests shrink them). */
   subscribe?: Partial<SubscribeOptions>;
   /** Sync tuning (tests shrink pages; defaults in src/sync/session.ts, transport.ts, penalties.ts). */

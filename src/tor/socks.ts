@@ -67,6 +67,7 @@ export const SOCKS_ONION_REPLIES: Record<number, string> = {
   0x00: 'succeeded',
   0x01: 'general failure',
   0x04: 'host unreachable',
+  0x05: 'connection refused',
   0x06: 'TTL expired',
   0xf0: 'onion service descriptor not found',
   0xf1: 'onion service descriptor invalid',
@@ -83,7 +84,7 @@ export const SOCKS_ONION_REPLIES: Record<number, string> = {
  * reply code (0 = the stream was set up), closing the stream at once. Tells *why* an onion is
  * unreachable, which an HTTP agent's error message does not.
  */
-export function socksConnectReply(socksPort: number, host: string, port: number, timeoutMs = 60_000): Promise<number> {
+export function socksConnectReply(socksPort: number, host: string, port: number, timeoutMs = 60_000, signal?: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
     if (host.length > 255) return reject(new P2pdbError('malformed', 'host name too long for SOCKS5'));
     const socket = net.connect(socksPort, '127.0.0.1');
@@ -96,6 +97,8 @@ export function socksConnectReply(socksPort: number, host: string, port: number,
       else resolve(code!);
     };
     const timer = setTimeout(() => done(new P2pdbError('tor_timeout', `no SOCKS reply for ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
+    if (signal?.aborted) return done(new P2pdbError('tor_timeout', 'SOCKS probe cancelled'));
+    signal?.addEventListener('abort', () => done(new P2pdbError('tor_timeout', 'SOCKS probe cancelled')), { once: true });
     socket.once('error', (err) => done(new P2pdbError('tor_control', `SOCKS port 127.0.0.1:${socksPort}: ${err.message}`)));
     socket.once('close', () => done(new P2pdbError('tor_control', 'tor closed the SOCKS connection without a reply')));
     socket.on('connect', () => socket.write(Buffer.from([5, 1, 0])));
