@@ -5,11 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodePairingFragment } from '../src/client/pairing.js';
 import { resolveConfig } from '../src/config/config.js';
+import { addClient, readClients } from '../src/identity/client-auth.js';
+import { loadOrCreateIdentity } from '../src/identity/identity-file.js';
 import { startNode, type RunningNode } from '../src/node/node.js';
 import { waitFor } from '../src/tor/wait.js';
 import { silentLogger } from '../src/util/log.js';
@@ -109,6 +111,23 @@ describe('p2pdb pair', () => {
     assert.ok(/[▀▄█]/.test(r.stdout) && r.stdout.split('\n').length > 20, 'a QR code block follows the link');
     assert.doesNotMatch(r.stdout, /\x1b/, 'no colour codes when stdout is not a terminal (a file, a pipe)');
     assert.match(r.stderr, /WARNING: this link carries the private keys of table board and recipient alice/);
+  });
+
+  it('for a private node: a note on how to get a client key, and --client NAME makes one and prints it', async () => {
+    const data = tempDir('p2pdb-pair-private-');
+    const { identity } = await loadOrCreateIdentity(data);
+    writeFileSync(path.join(data, 'status.json'), JSON.stringify({ onion: identity.address, tor: { mode: 'managed', published: true }, updated_at: Date.now() }));
+    await addClient(data, 'laptop');
+    const noted = await runCli(['pair', '--table', 'board', '--data', data, '--no-qr'], { env });
+    assert.equal(noted.code, 0, noted.stderr);
+    assert.match(noted.stderr, /this node is private \(1 authorized client key\)/);
+    assert.match(noted.stderr, /--client NAME/);
+    const made = await runCli(['pair', '--table', 'board', '--data', data, '--client', 'phone', '--no-qr'], { env });
+    assert.equal(made.code, 0, made.stderr);
+    const key = /Tor Browser key for \S+\.onion[^\n]*\n([A-Z2-7]{52})$/m.exec(made.stdout)?.[1];
+    assert.ok(key, made.stdout);
+    assert.deepEqual((await readClients(data)).map((c) => c.name), ['laptop', 'phone']);
+    assert.ok(!readFileSync(path.join(data, 'identity', 'clients.json'), 'utf8').includes(key!), 'the private key is not stored');
   });
 
   it("takes the onion address from the node's status.json, and refuses a bad one", async () => {

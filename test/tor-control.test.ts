@@ -45,7 +45,7 @@ test('a value containing "=" comes back whole', async () => {
   assert.equal(await control.getInfo('status/bootstrap-phase'), 'NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"');
   const net = await testnet;
   assert.deepEqual(await control.getConf('DirAuthority'), net.describe().dirAuthorities);
-  assert.deepEqual(await control.getConf('SocksPort'), [`127.0.0.1:${tor.socksPort}`]);
+  assert.deepEqual(await control.getConf('SocksPort'), [`127.0.0.1:${tor.socksPort} ExtendedErrors`]);
   assert.deepEqual(await control.getConf('HiddenServiceDir'), [], 'an unset option has no values');
 });
 
@@ -60,7 +60,7 @@ test('multi-line values come back whole and every pipelined command gets its own
     control.getInfo('status/bootstrap-phase'),
   ]);
   const lines = configText.split('\n');
-  assert.ok(lines.includes(`SocksPort 127.0.0.1:${tor.socksPort}`), configText);
+  assert.ok(lines.includes(`SocksPort 127.0.0.1:${tor.socksPort} ExtendedErrors`), configText);
   assert.ok(lines.includes(`ControlPort 127.0.0.1:${tor.controlPort}`), configText);
   assert.ok(lines.includes(`DataDirectory ${tor.dataDir}`), configText);
   assert.ok(lines.includes('TestingTorNetwork 1'), configText);
@@ -70,7 +70,7 @@ test('multi-line values come back whole and every pipelined command gets its own
   assert.ok(nameLines.length > 100, `config/names has ${nameLines.length} lines`);
   assert.ok(nameLines.some((l) => l.startsWith('SocksPort ')));
   assert.ok(nameLines.some((l) => l.startsWith('__OwningControllerProcess ')));
-  assert.deepEqual(socks, [`127.0.0.1:${tor.socksPort}`]);
+  assert.deepEqual(socks, [`127.0.0.1:${tor.socksPort} ExtendedErrors`]);
   assert.equal(phase, 'NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"');
   // And a single-line command right after a multi-line reply.
   await control.getInfo('config-text');
@@ -187,7 +187,7 @@ test('password auth, over a unix-socket control port', async () => {
   const viaUnix = await TorControl.connect({ socketPath, password: 'correct horse' });
   try {
     assert.match(await viaUnix.getInfo('version'), /^0\.4\./);
-    assert.deepEqual(await viaUnix.getConf('SocksPort'), [`127.0.0.1:${pw.socksPort}`]);
+    assert.deepEqual(await viaUnix.getConf('SocksPort'), [`127.0.0.1:${pw.socksPort} ExtendedErrors`]);
   } finally {
     viaUnix.close();
   }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { P2pdbError } from '../errors.js';
 import { VERSION } from '../node/version.js';
 import { UsageError, println, type CliIo, type Command } from './context.js';
+import { clientsCommand } from './clients.js';
 import { dbCommand } from './db.js';
 import { getCommand } from './get.js';
 import { initCommand } from './init.js';
@@ -20,7 +21,7 @@ import { serveCommand } from './serve.js';
 import { statusCommand } from './status.js';
 import { syncCommand } from './sync.js';
 
-const COMMANDS: Command[] = [initCommand, serveCommand, keysCommand, putCommand, getCommand, statusCommand, peersCommand, pairCommand, syncCommand, dbCommand];
+const COMMANDS: Command[] = [initCommand, serveCommand, keysCommand, putCommand, getCommand, statusCommand, peersCommand, pairCommand, clientsCommand, syncCommand, dbCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

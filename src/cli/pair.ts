@@ -3,6 +3,7 @@ import QRCode from 'qrcode';
 import { P2pdbError, fail } from '../errors.js';
 import { readNodeStatus, statusLiveness, type NodeStatus } from '../node/status-file.js';
 import { pairingLink } from '../client/pairing.js';
+import { addClient, readClients } from '../identity/client-auth.js';
 import { assertOnionUrl } from '../tor/socks.js';
 import {
   COMMON_CLIENT_HELP,
@@ -20,7 +21,7 @@ import {
   type Command,
 } from './context.js';
 
-const USAGE = `usage: p2pdb pair --table T [--recipient R] [--label TEXT] [--onion ADDR | --url URL] [--data DIR] [--no-qr]
+const USAGE = `usage: p2pdb pair --table T [--recipient R] [--label TEXT] [--onion ADDR | --url URL] [--data DIR] [--client NAME] [--no-qr]
 
 Prints a link to the node's browser app that carries the private keys of table T (to write)
 and of recipient R (to read what is addressed to R) in its fragment (the part after '#',
@@ -38,6 +39,9 @@ options:
   --url URL        any other origin for the link instead (e.g. http://127.0.0.1:8733 to pair
                    a browser on this machine)
   --data DIR       the node's data dir, for status.json (default: $P2PDB_DATA or ./data)
+  --client NAME    the node is private (p2pdb clients): authorize a new client NAME for this
+                   device and print its key, which Tor Browser asks for when it opens the
+                   link (same as 'p2pdb clients add NAME')
   --no-qr          print the link only
 ${COMMON_CLIENT_HELP}`;
 
@@ -100,6 +104,30 @@ function onionNote(status: NodeStatus, liveness: ReturnType<typeof statusLivenes
     : `the onion ${status.onion} comes from the status file of a node that is not running (process ${status.pid} is gone; last update ${when})`;
 }
 
+/**
+ * A private node's onion opens only with a client key: with --client NAME one is made for this
+ * device and printed (Tor Browser asks for it); without, a note says how to get one.
+ */
+async function privateNodeKey(io: CliIo, p: ReturnType<typeof parse>, origin: string): Promise<void> {
+  const dataDir = nodeDataDir(io, str(p, 'data'));
+  const name = str(p, 'client');
+  const onion = /^http:\/\/([a-z2-7]{56}\.onion)$/.exec(origin)?.[1];
+  if (name !== undefined) {
+    if (!onion) throw new UsageError('--client needs the link to point at the node\'s onion', 'pair');
+    const pair = await addClient(dataDir, name);
+    println(io.stdout);
+    println(io.stdout, `Tor Browser key for ${onion} (paste it when Tor Browser asks for the onion's key):`);
+    println(io.stdout, pair.privateKey);
+    println(io.stderr, `authorized client ${name}: a running node re-publishes its onion with this key within seconds (p2pdb clients list / remove).`);
+    return;
+  }
+  const clients = await readClients(dataDir).catch(() => []);
+  if (onion && clients.length > 0) {
+    println(io.stderr, `note: this node is private (${clients.length} authorized client key${clients.length === 1 ? '' : 's'}): Tor Browser needs a client key to open the link.`);
+    println(io.stderr, "      Run 'p2pdb pair … --client NAME' (or 'p2pdb clients add NAME') and paste the key when Tor Browser asks.");
+  }
+}
+
 function originOfOnion(onion: string): string {
   const host = onion.replace(/^https?:\/\//, '').replace(/\/+$/, '');
   return assertOnionUrl(`http://${host.endsWith('.onion') ? host : `${host}.onion`}/`).url.origin;
@@ -118,6 +146,7 @@ export const pairCommand: Command = {
       onion: { type: 'string' },
       url: { type: 'string' },
       data: { type: 'string' },
+      client: { type: 'string' },
       'no-qr': { type: 'boolean' },
     });
     if (flag(p, 'help')) {
@@ -154,6 +183,7 @@ export const pairCommand: Command = {
       const qr = io.stdout.isTTY ? await QRCode.toString(link, { type: 'terminal', small: true }) : await QRCode.toString(link, { type: 'utf8' });
       io.stdout.write(qr);
     }
+    await privateNodeKey(io, p, origin);
     return 0;
   },
 };

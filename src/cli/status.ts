@@ -62,6 +62,16 @@ export const statusCommand: Command = {
       println(io.stdout, `  onion          ${tor.onion}`);
       println(io.stdout, `  bootstrap      ${b ? `${b.progress}% ${b.summary}` : 'unknown'}`);
       println(io.stdout, `  onion service  ${tor.tor.published ? 'published' : 'not published yet'}`);
+      const sc = tor.tor.selfCheck;
+      if (sc) {
+        const last = sc.lastOkAt !== undefined ? `reached itself ${ago(sc.lastOkAt, Date.now())}` : 'not reached itself yet';
+        const trouble = sc.consecutiveFailures > 0 ? `; ${sc.consecutiveFailures} failed in a row (${sc.lastFailure ?? 'unknown'})` : '';
+        const healed = sc.republishes + sc.torRestarts > 0 ? `; healed by ${sc.republishes} re-publish(es), ${sc.torRestarts} tor restart(s)` : '';
+        println(io.stdout, `  self-check     ${last}${trouble}${healed}`);
+      }
+      if (tor.tor.clients !== undefined) {
+        println(io.stdout, `  access         ${tor.tor.clients > 0 ? `private: ${tor.tor.clients} authorized client key${tor.tor.clients === 1 ? '' : 's'} (p2pdb clients list)` : 'public (anyone with the address)'}`);
+      }
       if (tor.tor.lastError) println(io.stdout, `  last error     ${tor.tor.lastError}`);
     }
 

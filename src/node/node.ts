@@ -24,6 +24,8 @@ import type { PenaltyRule } from '../store/sync-state.js';
 import type { Store } from '../store/types.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { startOnionService, type OnionService, type OnionServiceOptions } from './onion-service.js';
+import { watchClientKeys } from './client-watch.js';
+import { readClients } from '../identity/client-auth.js';
 import { torRuntimeFromConfig } from './tor-runtime.js';
 import { SOFTWARE } from './version.js';
 import { HELLO_PROTOCOL } from '../peers/hello.js';
@@ -69,7 +71,7 @@ export interface StartNodeOptions {
   /** Verification worker threads; default one per core but one. */
   verifyThreads?: number;
   /** Tuning of the onion service's bootstrap deadline and reconnect backoff (tests shorten them). */
-  onion?: Pick<OnionServiceOptions, 'bootstrapDeadlineMs' | 'retryMinMs' | 'retryMaxMs'>;
+  onion?: Pick<OnionServiceOptions, 'bootstrapDeadlineMs' | 'retryMinMs' | 'retryMaxMs' | 'selfCheck'>;
   /** Limits of GET /subscribe/ (tests shrink them). */
   subscribe?: Partial<SubscribeOptions>;
   /** Sync tuning (tests shrink pages; defaults in src/sync/session.ts, transport.ts, penalties.ts). */
@@ -189,6 +191,8 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
         targetPort: address.port,
         log,
         defences: { pow: config.onionPow, powQueueRate: config.onionPowQueueRate, powQueueBurst: config.onionPowQueueBurst, maxStreams: config.onionMaxStreams },
+        // A private node (p2pdb clients add): DATA/identity/clients.json, read at every publish.
+        clientKeys: async () => (await readClients(config.dataDir)).map((c) => c.publicKey),
         ...opts.onion,
       });
     } catch (e) {
@@ -227,6 +231,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     freshPush = startFreshPush({ store, peers: peerStore, syncState: store.syncState, transportFor, origins, log, ...(opts.now ? { clock: opts.now } : {}) });
     control = await startControlListener(syncService, log);
   }
+  const stopClientWatch = onion ? watchClientKeys({ dataDir: config.dataDir, onion, log }) : undefined;
   const stopStatusFile = onion
     ? keepStatusFile(config.dataDir, config.tor, onion, 500, control ? { url: control.url, token: control.token } : undefined)
     : undefined;
@@ -280,6 +285,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
         await control?.close();
         syncAgent?.destroy();
         await peering?.stop();
+        stopClientWatch?.();
         await onion?.stop();
         stopStatusFile?.(); // first, so peers stop being sent here before the server goes
         shutdown.abort();

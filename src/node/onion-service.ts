@@ -10,6 +10,8 @@ import { torKeyBlob, type OnionIdentity } from '../identity/onion-key.js';
 import type { BootstrapPhase, TorControl } from '../tor/control.js';
 import { decodeDescriptor } from '../tor/hs-descriptor.js';
 import { parseKeywordLine } from '../tor/replies.js';
+import { SOCKS_ONION_REPLIES, socksConnectReply } from '../tor/socks.js';
+import { newClientKeyPair } from '../identity/client-auth.js';
 import type { Logger } from '../util/log.js';
 import type { TorLink, TorRuntime } from './tor-runtime.js';
 
@@ -22,7 +24,37 @@ export interface OnionState {
   torPid?: number;
   /** What the last ADD_ONION turned on, and what the published descriptor showed. */
   defences?: DefenceReport;
+  /** Client authorization of the last ADD_ONION: private with N keys, or public (0). */
+  clientAuth: { clients: number };
+  /** How many times the node has added its onion since start (reconnects and republishes count). */
+  publishCount: number;
+  selfCheck: SelfCheckState;
 }
+
+/** The node dialling its own onion through its own tor (self-healing reachability). */
+export interface SelfCheckState {
+  /** ms since the epoch of the last check that got a stream to our onion. */
+  lastOkAt?: number;
+  lastCheckAt?: number;
+  consecutiveFailures: number;
+  lastFailure?: string;
+  /** Re-publishes and managed-tor restarts the self-check caused. */
+  republishes: number;
+  torRestarts: number;
+}
+
+export interface SelfCheckOptions {
+  /** Between checks; 0 turns the self-check off. Default 60 s. */
+  intervalMs: number;
+  /** One check's deadline (descriptor fetch + introduction + rendezvous). Default 30 s. */
+  timeoutMs: number;
+  /** Consecutive failures before DEL_ONION/ADD_ONION with the same key. Default 3. */
+  republishAfter: number;
+  /** Consecutive failures before a managed tor is restarted (attach: re-publish again). Default 6. */
+  restartTorAfter: number;
+}
+
+export const DEFAULT_SELF_CHECK: SelfCheckOptions = { intervalMs: 60_000, timeoutMs: 30_000, republishAfter: 3, restartTorAfter: 6 };
 
 /** The onion-service DoS defences asked for (config: onionPow*, onionMaxStreams). */
 export interface OnionDefences {
@@ -87,6 +119,14 @@ export interface OnionService {
   /** tor's SOCKS port on 127.0.0.1, for dialing peers (peerAgent). */
   readonly socksPort: number;
   state(): OnionState;
+  /**
+   * DEL_ONION and ADD_ONION again with the same key on the current control connection, reading
+   * the client keys afresh (a private node's new key set). Calls are serialised; resolves when
+   * tor has accepted the onion again (not when the descriptor is uploaded).
+   */
+  republish(reason: string): Promise<void>;
+  /** The ClientAuthV3 keys the onion was last added with (sorted). */
+  publishedClientKeys(): string[];
   /** DEL_ONION, then stops a managed tor. */
   stop(): Promise<void>;
 }
@@ -103,6 +143,14 @@ export interface OnionServiceOptions {
   retryMaxMs?: number;
   /** Defaults to DEFAULT_DEFENCES. */
   defences?: OnionDefences;
+  /**
+   * The base32 x25519 public keys of the clients allowed to reach the node (a private node),
+   * read at every publish; none: a public onion. A rejection fails the publish: a node whose
+   * key list cannot be read must not fall back to being public.
+   */
+  clientKeys?: () => Promise<string[]>;
+  /** Defaults to DEFAULT_SELF_CHECK. */
+  selfCheck?: Partial<SelfCheckOptions>;
 }
 
 export const ONION_VIRTUAL_PORT = 80;
@@ -130,6 +178,14 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
   const wanted = opts.defences ?? DEFAULT_DEFENCES;
   let defences: DefenceReport | undefined;
   let reportedDefences = '';
+  let clientKeys: string[] = [];
+  let publishCount = 0;
+  let lastAddedAt = 0;
+  const check: SelfCheckOptions = { ...DEFAULT_SELF_CHECK, ...opts.selfCheck };
+  const selfCheck: SelfCheckState = { consecutiveFailures: 0, republishes: 0, torRestarts: 0 };
+  // A private node's own tor needs a key to reach its onion: one per process, in memory only,
+  // added to the published keys and given to our tor with ONION_CLIENT_AUTH_ADD.
+  const selfKey = newClientKeyPair();
 
   const setError = (err: unknown, context: string) => {
     const e = isP2pdbError(err) ? err : new P2pdbError('internal', String(err));
@@ -187,6 +243,8 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
    * so a missing defence never keeps the node offline. What ended up on is logged plainly.
    */
   const publish = async (control: TorControl) => {
+    // Read before anything is removed: an unreadable key list leaves what is published alone.
+    const keys = [...new Set(opts.clientKeys ? await opts.clientKeys() : [])].sort();
     const detached = await control.getInfo('onions/detached').then((v) => v.split('\n'), () => [] as string[]);
     if (detached.includes(serviceId)) await control.delOnion(serviceId);
     const versionText = await control.getInfo('version').catch(() => 'unknown');
@@ -211,6 +269,7 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
           detach: true,
           ...(report.maxStreams.state === 'on' ? { maxStreams: report.maxStreams.limit!, maxStreamsCloseCircuit: true } : {}),
           ...(report.pow.state === 'on' ? { pow: { queueRate: report.pow.queueRate!, queueBurst: report.pow.queueBurst! } } : {}),
+          ...(keys.length > 0 ? { clientAuthV3: [...keys, selfKey.publicKey] } : {}),
         });
         if (added.serviceId !== serviceId) {
           await control.delOnion(added.serviceId).catch(() => {});
@@ -229,6 +288,25 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
       }
     }
     defences = report;
+    // DEL_ONION keeps rendezvous circuits open "for existing connections to finish", and the
+    // re-added service (same key) serves them: a revoked client would stay connected. So when a
+    // key goes away every client's rendezvous circuit is closed; clients that still hold a
+    // valid key reconnect through the new descriptor, a revoked one cannot.
+    const revoked = clientKeys.filter((k) => !keys.includes(k));
+    if (publishCount > 0 && (revoked.length > 0 || (clientKeys.length === 0 && keys.length > 0))) {
+      const circuits = await control.serviceRendCircuits(serviceId).catch(() => [] as string[]);
+      for (const id of circuits) await control.closeCircuit(id).catch(() => {});
+      log.info('closed the connections of clients to the onion: a client key was revoked or the node became private', { circuits: circuits.length, revoked: revoked.length });
+    }
+    clientKeys = keys;
+    publishCount++;
+    lastAddedAt = Date.now();
+    if (keys.length > 0) {
+      await control.onionClientAuthAdd(serviceId, selfKey.privateKey).catch((err: Error) =>
+        log.warn("cannot give our own tor the node's self-check key; the self-check will fail on this private node", { message: err.message }),
+      );
+    }
+    if (keys.length > 0) log.info('onion published as a private node', { authorized_clients: keys.length, note: 'reachable only by tors holding one of these client keys' });
     const summary = describeDefences(report).join('; ');
     if (summary !== reportedDefences) {
       reportedDefences = summary;
@@ -344,6 +422,83 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
     }
   })();
 
+  /**
+   * Every intervalMs: one SOCKS stream to our own onion through our own tor (a stream is only
+   * set up once tor has fetched the descriptor, introduced, met at the rendezvous point and
+   * connected to our HTTP port, so success means reachable end to end). After republishAfter
+   * failures in a row the onion is re-published; after restartTorAfter a managed tor is
+   * restarted (an attached tor gets another re-publish).
+   */
+  const selfCheckLoop = async () => {
+    if (check.intervalMs <= 0) return;
+    while (!stopping) {
+      await sleep(check.intervalMs, undefined, { signal: abort.signal }).catch(() => {});
+      if (stopping) return;
+      if (!current || bootstrap.progress < 100) {
+        selfCheck.consecutiveFailures = 0; // the supervisor or bootstrap reporting covers this
+        continue;
+      }
+      // Just (re-)added: the descriptor is not uploaded yet, so a failure says nothing; a
+      // re-publish every other check would only keep changing the intro points.
+      if (!published && Date.now() - lastAddedAt < 60_000) continue;
+      selfCheck.lastCheckAt = Date.now();
+      let failure: string | undefined;
+      try {
+        const code = await socksConnectReply(socksPort, address, ONION_VIRTUAL_PORT, check.timeoutMs, abort.signal);
+        if (code !== 0) failure = `SOCKS reply 0x${code.toString(16)} (${SOCKS_ONION_REPLIES[code] ?? 'unknown'})`;
+      } catch (err) {
+        failure = (err as Error).message;
+      }
+      if (stopping) return;
+      if (failure === undefined) {
+        if (selfCheck.consecutiveFailures > 0) log.info('self-check: our onion is reachable again', { after_failures: selfCheck.consecutiveFailures });
+        selfCheck.consecutiveFailures = 0;
+        selfCheck.lastOkAt = Date.now();
+        delete selfCheck.lastFailure;
+        continue;
+      }
+      selfCheck.consecutiveFailures++;
+      selfCheck.lastFailure = failure;
+      // Our tor's client side may hold a stale copy of our own descriptor (old intro points):
+      // fetch the current one, so the next check tests the service, not the cache.
+      void current?.control.hsFetch(serviceId).catch(() => {});
+      const n = selfCheck.consecutiveFailures;
+      log.warn('self-check: our onion did not answer through our own tor', { failures_in_a_row: n, reason: failure });
+      if (n >= check.restartTorAfter && runtime.mode === 'managed') {
+        log.warn('self-check: restarting tor', { failures_in_a_row: n });
+        selfCheck.consecutiveFailures = 0;
+        selfCheck.torRestarts++;
+        // The supervisor sees the control connection close and reconnects: a fresh tor, the same onion.
+        await runtime.restart().catch((err: Error) => log.warn('self-check: restarting tor failed', { message: err.message }));
+      } else if (n >= check.republishAfter && (n - check.republishAfter) % check.republishAfter === 0) {
+        selfCheck.republishes++;
+        await republish(`self-check failed ${n} times in a row`).catch(() => {});
+      }
+    }
+  };
+
+  let republishing: Promise<void> = Promise.resolve();
+  const republish = (reason: string): Promise<void> => {
+    const run = republishing.then(async () => {
+      const link = current;
+      if (stopping || !link) return; // the supervisor publishes afresh once it has reconnected
+      log.info('re-publishing the onion service', { address, reason });
+      published = false;
+      if (defences) delete defences.powInDescriptor;
+      try {
+        await publish(link.control);
+      } catch (err) {
+        setError(err, `re-publishing (${reason})`);
+        log.warn('re-publishing the onion service failed', { reason, code: lastError?.code, message: lastError?.message });
+        throw err;
+      }
+    });
+    republishing = run.catch(() => {});
+    return run;
+  };
+
+  const checking = selfCheckLoop();
+
   let stopped: Promise<void> | undefined;
   return {
     address,
@@ -358,8 +513,13 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
         ...(lastError ? { lastError: { ...lastError } } : {}),
         ...(pid !== undefined ? { torPid: pid } : {}),
         ...(defences ? { defences: structuredClone(defences) } : {}),
+        clientAuth: { clients: clientKeys.length },
+        publishCount,
+        selfCheck: { ...selfCheck },
       };
     },
+    republish,
+    publishedClientKeys: () => [...clientKeys],
     stop() {
       stopped ??= (async () => {
         stopping = true;
@@ -369,6 +529,7 @@ export async function startOnionService(opts: OnionServiceOptions): Promise<Onio
         if (runtime.mode === 'managed') log.info('stopping tor', { pid: runtime.pid() ?? null });
         await runtime.stop();
         await supervisor;
+        await checking;
         published = false;
       })();
       return stopped;

@@ -14,6 +14,10 @@ export interface NodeStatus {
     bootstrap?: { progress: number; summary: string };
     published: boolean;
     lastError?: string;
+    /** Authorized client keys the onion is published with: > 0 is a private node. */
+    clients?: number;
+    /** The node dialling its own onion through its tor: the last success (ms), failures in a row. */
+    selfCheck?: { lastOkAt?: number; consecutiveFailures: number; lastFailure?: string; republishes: number; torRestarts: number };
   };
   updated_at: number;
   /** The node's process: a reader can tell a running node from one that was killed. */
@@ -70,6 +74,14 @@ export function keepStatusFile(
       bootstrap: s.bootstrap,
       published: s.published,
       ...(s.lastError ? { lastError: `${s.lastError.code}: ${s.lastError.message}` } : {}),
+      clients: s.clientAuth.clients,
+      selfCheck: {
+        ...(s.selfCheck.lastOkAt !== undefined ? { lastOkAt: s.selfCheck.lastOkAt } : {}),
+        consecutiveFailures: s.selfCheck.consecutiveFailures,
+        ...(s.selfCheck.lastFailure !== undefined ? { lastFailure: s.selfCheck.lastFailure } : {}),
+        republishes: s.selfCheck.republishes,
+        torRestarts: s.selfCheck.torRestarts,
+      },
     };
     const key = JSON.stringify([tor, stoppedAt]);
     if (key === last) return;

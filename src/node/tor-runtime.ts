@@ -29,6 +29,11 @@ export interface TorRuntime {
   pid(): number | undefined;
   /** Managed: stops tor. Attach: nothing (the tor is not ours). */
   stop(): Promise<void>;
+  /**
+   * Managed: stops the running tor so the next connect() starts a fresh one (the control
+   * connection closes and the onion service reconnects). Attach: false (not ours to restart).
+   */
+  restart(): Promise<boolean>;
 }
 
 /** dist/src/node → the repository root, where torrc.template lives. */
@@ -103,6 +108,11 @@ export function managedTor(opts: ManagedTorOptions): TorRuntime {
       return start();
     },
     pid: () => (proc?.isRunning() ? proc.pid : undefined),
+    async restart() {
+      if (stopped || !proc?.isRunning()) return false;
+      await proc.stop();
+      return true;
+    },
     async stop() {
       stopped = true;
       clearInterval(flusher);
@@ -135,6 +145,7 @@ export function attachedTor(opts: AttachedTorOptions): TorRuntime {
     },
     pid: () => undefined,
     async stop() {},
+    restart: async () => false,
   };
 }
 

@@ -56,6 +56,11 @@ export interface AddOnionOptions {
    * per second). Older tors refuse the keywords with 512/513.
    */
   pow?: { queueRate?: number; queueBurst?: number };
+  /**
+   * v3 client authorization: Flags=V3Auth and one `ClientAuthV3=<key>` per base32 x25519 public
+   * key. With any, the descriptor is readable only by tors holding a matching private key.
+   */
+  clientAuthV3?: string[];
 }
 
 export interface OnionService {
@@ -193,6 +198,23 @@ export class TorControl {
   }
 
   /**
+   * ONION_CLIENT_AUTH_ADD: this tor may now open `serviceId`'s descriptor with the base32 x25519
+   * private key (kept in memory only: no Flags=Permanent). Replaces a key it had for that onion.
+   */
+  async onionClientAuthAdd(serviceId: string, privateKey: string): Promise<void> {
+    if (!SERVICE_ID.test(serviceId)) fail('tor_control', `not a v3 service id: ${serviceId}`);
+    if (!/^[A-Za-z2-7]{52}$/.test(privateKey)) fail('tor_control', 'a client private key is 52 base32 characters');
+    const command = `ONION_CLIENT_AUTH_ADD ${serviceId} x25519:${Buffer.from(base32ToBytes(privateKey)).toString('base64')}`;
+    assertOk(await this.send('ONION_CLIENT_AUTH_ADD', (cb) => this.controller._send(command, cb)), `ONION_CLIENT_AUTH_ADD ${serviceId}`);
+  }
+
+  /** ONION_CLIENT_AUTH_REMOVE: forgets this tor's client key for `serviceId`. */
+  async onionClientAuthRemove(serviceId: string): Promise<void> {
+    if (!SERVICE_ID.test(serviceId)) fail('tor_control', `not a v3 service id: ${serviceId}`);
+    assertOk(await this.send('ONION_CLIENT_AUTH_REMOVE', (cb) => this.controller._send(`ONION_CLIENT_AUTH_REMOVE ${serviceId}`, cb)), `ONION_CLIENT_AUTH_REMOVE ${serviceId}`);
+  }
+
+  /**
    * HSFETCH: asks the HSDirs for a v3 service's descriptor. Resolves once tor has accepted the
    * request; the outcome arrives as HS_DESC events (RECEIVED / FAILED) and the descriptor as
    * GETINFO hs/client/desc/id/<id>.
@@ -200,6 +222,26 @@ export class TorControl {
   async hsFetch(serviceId: string): Promise<void> {
     if (!SERVICE_ID.test(serviceId)) fail('tor_control', `not a v3 service id: ${serviceId}`);
     assertOk(await this.send('HSFETCH', (cb) => this.controller.fetchHiddenServiceDescriptor(serviceId, '', cb)), `HSFETCH ${serviceId}`);
+  }
+
+  /**
+   * The ids of this tor's circuits that serve rendezvous for `serviceId` (PURPOSE=HS_SERVICE_REND,
+   * REND_QUERY=serviceId): one per connected client.
+   */
+  async serviceRendCircuits(serviceId: string): Promise<string[]> {
+    if (!SERVICE_ID.test(serviceId)) fail('tor_control', `not a v3 service id: ${serviceId}`);
+    const status = await this.getInfo('circuit-status');
+    return status
+      .split('\n')
+      .filter((line) => /\bPURPOSE=HS_SERVICE_REND\b/.test(line) && line.includes(`REND_QUERY=${serviceId}`))
+      .map((line) => line.split(' ')[0]!)
+      .filter((id) => /^\d+$/.test(id));
+  }
+
+  /** CLOSECIRCUIT: tears one circuit down (tor sends DESTROY along it). */
+  async closeCircuit(id: string): Promise<void> {
+    if (!/^\d+$/.test(id)) fail('tor_control', `bad circuit id ${id}`);
+    assertOk(await this.send('CLOSECIRCUIT', (cb) => this.controller._send(`CLOSECIRCUIT ${id}`, cb)), `CLOSECIRCUIT ${id}`);
   }
 
   /** Every value of a config option ([] when unset). */
@@ -308,7 +350,12 @@ export class TorControl {
 /** The ADD_ONION command line (validated by addOnion first). Exported for tests. */
 export function addOnionCommand(opts: AddOnionOptions): string {
   const key = opts.keyBlob === 'NEW' ? 'NEW:ED25519-V3' : `ED25519-V3:${opts.keyBlob}`;
-  const flags = [...(opts.detach ? ['Detach'] : []), ...(opts.maxStreamsCloseCircuit ? ['MaxStreamsCloseCircuit'] : [])];
+  const flags = [
+    ...(opts.detach ? ['Detach'] : []),
+    ...(opts.maxStreamsCloseCircuit ? ['MaxStreamsCloseCircuit'] : []),
+    // tor 0.4.9 refuses ClientAuthV3 without it ("512 No auth type specified").
+    ...((opts.clientAuthV3?.length ?? 0) > 0 ? ['V3Auth'] : []),
+  ];
   const words = ['ADD_ONION', key];
   if (flags.length > 0) words.push(`Flags=${flags.join(',')}`);
   if (opts.maxStreams !== undefined) words.push(`MaxStreams=${uint(opts.maxStreams, 'maxStreams', 65535)}`);
@@ -317,8 +364,28 @@ export function addOnionCommand(opts: AddOnionOptions): string {
     if (opts.pow.queueRate !== undefined) words.push(`PoWQueueRate=${uint(opts.pow.queueRate, 'PoW queue rate', 2 ** 31 - 1)}`);
     if (opts.pow.queueBurst !== undefined) words.push(`PoWQueueBurst=${uint(opts.pow.queueBurst, 'PoW queue burst', 2 ** 31 - 1)}`);
   }
+  for (const key of opts.clientAuthV3 ?? []) {
+    if (!/^[A-Za-z2-7]{52}$/.test(key)) fail('tor_control', 'a ClientAuthV3 key is the base32 (52 chars) of an x25519 public key');
+    words.push(`ClientAuthV3=${key}`);
+  }
   words.push(`Port=${opts.virtualPort},${opts.target}`);
   return words.join(' ');
+}
+
+function base32ToBytes(text: string): Uint8Array {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const out: number[] = [];
+  let bits = 0;
+  let value = 0;
+  for (const ch of text.toUpperCase()) {
+    value = ((value << 5) | alphabet.indexOf(ch)) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Uint8Array.from(out);
 }
 
 function uint(n: number, what: string, max: number): number {
