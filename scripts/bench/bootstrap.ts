@@ -95,7 +95,7 @@ export async function benchBootstrap(opts: { n?: number; verifyThreads?: number 
       const report = await runSyncSession({
         peer: 'bench-full-node',
         transport: httpSyncTransport(loopbackRequester(full.url)),
-        ingest: (raw, o) => ingestor.ingestBody(raw, o),
+        ingest: (raw, request, beforeStore) => ingestor.ingestPeerBody(raw, request, beforeStore),
         ranges: store.ranges,
         cursors: memoryCursors(),
         tables: [],
