@@ -118,7 +118,7 @@ export interface SessionDeps {
   peerRequiresAtLeastOurBits: boolean;
   /** Ids refused before (by any peer): not fetched again, and refusals are added here. */
   refused?: RefusedIds;
-  /** Called with the ids about to be ingested from the peer (so fresh-entry pushes skip it). */
+  /** Called with the ids of the peer's valid entries just before they are stored (so fresh-entry pushes skip it). */
   noteOrigin?(ids: Buffer[], peer: string): void;
   onProgress?(p: SyncProgress): void;
   tuning?: Partial<SessionTuning>;
