@@ -399,6 +399,19 @@ test(onBackend('an entry pulled from a peer is parsed once and its id and table 
   }
 });
 
+test(onBackend('refused ids under a hex prefix, as a range pull skips them, odd and even prefix lengths'), () => {
+  const refused = new RefusedIds();
+  const ids = ['ab12', 'ab3f', 'a0ff', '1234'].map((h) => Buffer.from(h.padEnd(64, '0'), 'hex'));
+  for (const id of ids) refused.add(id, 'bad_signature');
+  refused.add(Buffer.from('ab'.padEnd(64, '1'), 'hex'), 'created_in_future'); // transient: not remembered
+  const under = (prefix: string) => sortedHex(Buffer.from(refused.under(prefix)).toString('hex').match(/.{64}/g) ?? []);
+  assert.deepEqual(under('ab'), sortedHex([ids[0]!, ids[1]!]));
+  assert.deepEqual(under('ab3'), sortedHex([ids[1]!]));
+  assert.deepEqual(under('a'), sortedHex([ids[0]!, ids[1]!, ids[2]!]));
+  assert.deepEqual(under(''), sortedHex(ids));
+  assert.deepEqual(under('f'), []);
+});
+
 test(onBackend('entries refused for a proof below our bits (from a peer that asks fewer) are not verified or refused again'), async () => {
   // The remote node takes 12-bit proofs; this side asks for 20, so it must refuse all of them.
   const local = await localSide(20);
