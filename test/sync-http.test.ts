@@ -5,7 +5,8 @@
  * path is in sync-network.test.ts; here the bytes go over plain loopback HTTP (test requester).
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import nodeCrypto, { randomBytes } from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
 import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,6 +39,7 @@ import { CLI_MAIN, closedPort, runScript } from './helpers/cli.js';
 import { runSyncSession, type SessionDeps, type SyncReport } from '../src/sync/session.js';
 import { SNAPSHOT_FILE, SyncIndex } from '../src/sync/sync-index.js';
 import { encodeRequest } from '../src/sync/codec.js';
+import { entryToJson } from '../src/entry/wire.js';
 import { httpSyncTransport } from '../src/sync/transport.js';
 import { testKey, type MadeEntry } from './helpers/entries.js';
 import { startTestNode } from './helpers/node.js';
@@ -266,7 +268,7 @@ function serviceFor(local: LocalSide, url: string, extra: Partial<SyncServiceDep
     peers: local.peers,
     syncState: local.store.syncState,
     transportFor: () => httpSyncTransport(loopbackRequester(url)),
-    ingest: (raw, o) => local.ingestor.ingestBody(raw, o),
+    ingest: (raw, request, beforeStore) => local.ingestor.ingestPeerBody(raw, request, beforeStore),
     ranges: local.store.ranges,
     allowedTables: '*',
     powBits: 12,
@@ -281,7 +283,7 @@ function session(local: LocalSide, extra: Partial<SessionDeps> = {}): Promise<Sy
   return runSyncSession({
     peer: 'remote',
     transport: httpSyncTransport(loopbackRequester(remote.url)),
-    ingest: (raw, o) => local.ingestor.ingestBody(raw, o),
+    ingest: (raw, request, beforeStore) => local.ingestor.ingestPeerBody(raw, request, beforeStore),
     ranges: local.store.ranges,
     cursors: local.store.syncState,
     tables: local.index.tables().map((t) => t.table),
@@ -310,6 +312,104 @@ test(onBackend('a session pulls what the peer has, pushes what it lacks, and a s
   } finally {
     await local.close();
   }
+});
+
+/**
+ * Counts, while `run` runs, the JSON.parse calls on one entry's line and the SHA-256 digests
+ * that are an entry's id or a table's fingerprint. Inline checks (this side's Ingestor has no
+ * worker pool), so every parse and hash of the pull path happens in this thread; hashes made
+ * by the peer's routes (the peer runs in this process) are left out.
+ */
+async function countParsesAndHashes<T>(ids: string[], tableFps: Buffer[], run: () => Promise<T>): Promise<{ result: T; parses: Map<string, number>; idHashes: Map<string, number>; tableHashes: number }> {
+  const wanted = new Set(ids);
+  const fps = new Set(tableFps.map((f) => f.toString('hex')));
+  const parses = new Map<string, number>();
+  const idHashes = new Map<string, number>();
+  let tableHashes = 0;
+  const originalParse = JSON.parse;
+  const originalCreateHash = nodeCrypto.createHash;
+  JSON.parse = function (text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) {
+    if (typeof text === 'string' && text.includes('"payload"')) {
+      const id = /"id":"([0-9a-f]{64})"/.exec(text)?.[1];
+      if (id && wanted.has(id)) parses.set(id, (parses.get(id) ?? 0) + 1);
+    }
+    return originalParse(text, reviver);
+  } as typeof JSON.parse;
+  nodeCrypto.createHash = ((algorithm: string, options?: unknown) => {
+    const h = (originalCreateHash as (a: string, o?: unknown) => ReturnType<typeof originalCreateHash>)(algorithm, options);
+    const digest = h.digest.bind(h) as (...a: unknown[]) => Buffer | string;
+    h.digest = ((...a: unknown[]) => {
+      const out = digest(...a);
+      // The peer runs in this process too: what its routes hash while serving is not this side's path.
+      if (Buffer.isBuffer(out) && !new Error().stack?.includes('/http/routes/')) {
+        const hex = out.toString('hex');
+        if (wanted.has(hex)) idHashes.set(hex, (idHashes.get(hex) ?? 0) + 1);
+        if (fps.has(hex)) tableHashes++;
+      }
+      return out;
+    }) as typeof h.digest;
+    return h;
+  }) as typeof nodeCrypto.createHash;
+  syncBuiltinESMExports();
+  try {
+    const result = await run();
+    return { result, parses, idHashes, tableHashes };
+  } finally {
+    JSON.parse = originalParse;
+    nodeCrypto.createHash = originalCreateHash;
+    syncBuiltinESMExports();
+  }
+}
+
+test(onBackend('an entry pulled from a peer is parsed once and its id and table hashed once on its way to the store'), async () => {
+  const remoteIds = await allIds(remote.store);
+  // Entries that share their first hex digit with another: a side holding all but these holds
+  // something under each of their prefixes, so reconciliation lists them as ids to fetch.
+  const byDigit = new Map<string, string[]>();
+  for (const id of remoteIds) byDigit.set(id[0]!, [...(byDigit.get(id[0]!) ?? []), id]);
+  const fetchable = [...byDigit.values()].filter((ids) => ids.length >= 2).map((ids) => ids[0]!).slice(0, 3);
+  // An empty side pulls whole ranges; a side holding the rest fetches those by id.
+  for (const missing of [remoteIds, fetchable]) {
+    const local = await localSide();
+    const held = remoteIds.length - missing.length;
+    try {
+      const holding = remoteIds.filter((id) => !missing.includes(id));
+      if (held > 0) {
+        const rows = await remote.store.ranges.byIds(holding.map((id) => Buffer.from(id, 'hex')));
+        await local.ingestor.ingest(rows.map((r) => entryToJson(r.entry, r.id)));
+      }
+      const pulled = missing;
+      const fetches: number[] = [];
+      const inner = httpSyncTransport(loopbackRequester(remote.url));
+      const { result: report, parses, idHashes, tableHashes } = await countParsesAndHashes(pulled, [tableFp], () =>
+        session(local, { transport: { ...inner, fetch: (ids, signal) => (fetches.push(ids.length), inner.fetch(ids, signal)) } }),
+      );
+      assert.equal(report.stored, pulled.length);
+      if (held > 0) assert.ok(fetches.length > 0, 'the few missing entries came by POST /sync/fetch');
+      for (const id of pulled) {
+        assert.equal(parses.get(id), 1, `entry ${id} parsed once (held ${held})`);
+        assert.equal(idHashes.get(id), 1, `entry ${id}'s id hashed once (held ${held})`);
+      }
+      // One per entry, and one when the verifier's key cache first parses the table key.
+      assert.equal(tableHashes, pulled.length + 1, `one table fingerprint per entry pulled (held ${held})`);
+      assert.deepEqual(await allIds(local.store), remoteIds);
+    } finally {
+      await local.close();
+    }
+  }
+});
+
+test(onBackend('refused ids under a hex prefix, as a range pull skips them, odd and even prefix lengths'), () => {
+  const refused = new RefusedIds();
+  const ids = ['ab12', 'ab3f', 'a0ff', '1234'].map((h) => Buffer.from(h.padEnd(64, '0'), 'hex'));
+  for (const id of ids) refused.add(id, 'bad_signature');
+  refused.add(Buffer.from('ab'.padEnd(64, '1'), 'hex'), 'created_in_future'); // transient: not remembered
+  const under = (prefix: string) => sortedHex(Buffer.from(refused.under(prefix)).toString('hex').match(/.{64}/g) ?? []);
+  assert.deepEqual(under('ab'), sortedHex([ids[0]!, ids[1]!]));
+  assert.deepEqual(under('ab3'), sortedHex([ids[1]!]));
+  assert.deepEqual(under('a'), sortedHex([ids[0]!, ids[1]!, ids[2]!]));
+  assert.deepEqual(under(''), sortedHex(ids));
+  assert.deepEqual(under('f'), []);
 });
 
 test(onBackend('entries refused for a proof below our bits (from a peer that asks fewer) are not verified or refused again'), async () => {

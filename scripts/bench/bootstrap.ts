@@ -48,6 +48,18 @@ function loopbackRequester(base: string): RawRequester {
     });
 }
 
+/** The full node builds its sync index from the copied store at start and answers `busy` till then. */
+async function indexReady(base: string, timeoutMs = 30 * 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(new URL('/index/', base)).catch(() => null);
+    await res?.arrayBuffer();
+    if (res?.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`the full node's sync index was not ready within ${timeoutMs} ms (last status ${res?.status ?? 'none'})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 function memoryCursors(): CursorStore {
   const cursors = new Map<string, RangeCursorRecord>();
   const key = (peer: string, table: Buffer, prefix: string) => `${peer}/${table.toString('hex')}/${prefix}`;
@@ -68,6 +80,7 @@ export async function benchBootstrap(opts: { n?: number; verifyThreads?: number 
   try {
     await copyValidStore(n, path.join(fullDir, 'p2pdb.sqlite'));
     const full = await spawnChild(['node', fullDir, String(BENCH_POW_BITS)]);
+    await indexReady(full.url);
     const config = resolveConfig({ dataDir: emptyDir, port: 0, powBits: BENCH_POW_BITS });
     const policy = policyFromConfig(config);
     // As a node: durable commits (fsync), verification in worker threads.
@@ -82,7 +95,7 @@ export async function benchBootstrap(opts: { n?: number; verifyThreads?: number 
       const report = await runSyncSession({
         peer: 'bench-full-node',
         transport: httpSyncTransport(loopbackRequester(full.url)),
-        ingest: (raw, o) => ingestor.ingestBody(raw, o),
+        ingest: (raw, request, beforeStore) => ingestor.ingestPeerBody(raw, request, beforeStore),
         ranges: store.ranges,
         cursors: memoryCursors(),
         tables: [],

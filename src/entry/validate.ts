@@ -30,8 +30,11 @@ export interface ValidEntry {
   powValue: number;
 }
 
-/** Everything but the signature: cheap enough to run where the request is parsed. */
-export function checkEntryContent(entry: Entry, policy: EntryPolicy, now: number, claimedId?: Uint8Array): ValidEntry {
+/**
+ * Everything but the signature: cheap enough to run where the request is parsed. A caller
+ * that already hashed the table key (sync matches a range's table first) passes the hash.
+ */
+export function checkEntryContent(entry: Entry, policy: EntryPolicy, now: number, claimedId?: Uint8Array, tableFingerprint?: Buffer): ValidEntry {
   const id = entryId(entry);
   if (claimedId && !id.equals(claimedId)) {
     fail('id_mismatch', `id does not match the entry's content (content hashes to ${toHex(id)})`);
@@ -39,15 +42,15 @@ export function checkEntryContent(entry: Entry, policy: EntryPolicy, now: number
   if (entry.createdAt > now + policy.maxFutureSkewMs) {
     fail('created_in_future', `created_at is more than ${Math.round(policy.maxFutureSkewMs / 1000)} s in the future`);
   }
-  const tableFingerprint = sha256(entry.table);
-  if (!mirrors(policy.allowedTables, toHex(tableFingerprint))) {
+  const fingerprint = tableFingerprint ?? sha256(entry.table);
+  if (!mirrors(policy.allowedTables, toHex(fingerprint))) {
     fail('table_not_allowed', 'this node does not mirror that table');
   }
   const powValue = proofValue(id, entry.proof);
   if (powValue < policy.powBits) {
     fail('pow_insufficient', `proof of work is worth ${powValue} bits, this node requires ${policy.powBits}`);
   }
-  return { entry, id, tableFingerprint, powValue };
+  return { entry, id, tableFingerprint: fingerprint, powValue };
 }
 
 export function checkEntrySignature(valid: ValidEntry, keys: PublicKeyCache): void {

@@ -1,7 +1,8 @@
 /**
- * Ingest: the one path by which entries enter the store, for client puts and for entries pulled from peers by sync.
- * Each item is checked in full (entry/validate.ts) before anything is written; items that
- * fail are answered in their slot and never stored.
+ * Ingest: the one path by which entries enter the store, for client puts and sync. Each item
+ * is checked in full (entry/validate.ts) before anything is written; items that fail are
+ * answered in their slot and never stored. A peer's sync answer is also matched against what
+ * was asked for, in the same pass (check-body.ts checkPeerBody).
  */
 import { PublicKeyCache } from '../crypto/keys.js';
 import { isP2pdbError, P2pdbError } from '../errors.js';
@@ -10,7 +11,7 @@ import type { BodyKind } from './parse-body.js';
 import type { EntryStore, InsertOutcome } from '../store/types.js';
 import { toHex } from '../util/bytes.js';
 import { InlineChecker, type BodyChecker } from './check-pool.js';
-import { checkItem, claimedIdOf, unpackEntries, type CheckResult } from './check-body.js';
+import { checkItem, claimedIdOf, unpackEntries, type CheckResult, type PeerMatch, type PeerRequest } from './check-body.js';
 
 export type IngestResult =
   | { index: number; id: string; status: InsertOutcome }
@@ -28,6 +29,15 @@ export interface BodyOptions {
   kind: BodyKind;
   maxEntries: number;
 }
+
+/** A peer's sync answer after ingest: how it matched the request, and each matched, unskipped entry's outcome. */
+export interface PeerIngest {
+  match: PeerMatch;
+  results: IngestResult[];
+}
+
+/** Called with the ids of a peer's valid entries just before they are stored. */
+export type BeforeStore = (ids: Buffer[]) => void;
 
 export class Ingestor {
   private readonly keys = new PublicKeyCache();
@@ -66,6 +76,17 @@ export class Ingestor {
     return this.store(result);
   }
 
+  /**
+   * A peer's NDJSON answer to a sync fetch or range page: matched against `request`, checked
+   * and stored in one pass over the body (each entry parsed and hashed once, off this thread
+   * with a pool). Results are in the order of the matched, unskipped lines, and name their id.
+   */
+  async ingestPeerBody(raw: Buffer, request: PeerRequest, beforeStore?: BeforeStore): Promise<PeerIngest> {
+    const result = await this.checker.check({ raw, kind: 'ndjson', maxEntries: Infinity, now: this.now(), peer: request });
+    if (result.fatal || !result.peer) throw new P2pdbError('internal', result.fatal?.message ?? 'a peer body was checked as a put');
+    return { match: result.peer, results: await this.store(result, beforeStore) };
+  }
+
   /** Parsed items, checked in this thread (for in-process callers). */
   async ingest(items: unknown[]): Promise<IngestResult[]> {
     const results: IngestResult[] = new Array(items.length);
@@ -84,12 +105,13 @@ export class Ingestor {
     return results;
   }
 
-  private async store(result: CheckResult): Promise<IngestResult[]> {
+  private async store(result: CheckResult, beforeStore?: BeforeStore): Promise<IngestResult[]> {
     const results: IngestResult[] = new Array(result.count);
     for (const e of result.errors) {
       results[e.index] = { index: e.index, ...(e.id ? { id: e.id } : {}), error: { code: e.code, message: e.message } };
     }
     const unpacked = unpackEntries(result);
+    if (beforeStore && unpacked.length > 0) beforeStore(unpacked.map((u) => u.valid.id));
     await this.insertInto(
       results,
       unpacked.map((u) => u.valid),

@@ -216,7 +216,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       peers: peerStore,
       syncState: store.syncState,
       transportFor,
-      ingest: (raw, o) => ingestor.ingestBody(raw, o),
+      ingest: (raw, request, beforeStore) => ingestor.ingestPeerBody(raw, request, beforeStore),
       ranges,
       allowedTables: config.allowedTables,
       powBits: config.powBits,

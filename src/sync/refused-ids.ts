@@ -22,6 +22,21 @@ export class RefusedIds {
     return this.ids.has(id.toString('latin1'));
   }
 
+  /** The remembered ids under a hex id prefix, 32 bytes each, concatenated (what a range pull skips). */
+  under(prefix: string): Uint8Array {
+    const nibbles = [...prefix].map((c) => parseInt(c, 16));
+    const found: string[] = [];
+    for (const key of this.ids) {
+      let match = true;
+      for (let i = 0; i < nibbles.length && match; i++) {
+        const byte = key.charCodeAt(i >> 1);
+        match = ((i & 1 ? byte : byte >> 4) & 0x0f) === nibbles[i];
+      }
+      if (match) found.push(key);
+    }
+    return new Uint8Array(Buffer.from(found.join(''), 'latin1'));
+  }
+
   /** Remembers an id refused with `code`, unless the refusal is transient. */
   add(id: Buffer, code: string): void {
     if (TRANSIENT.has(code)) return;

@@ -6,7 +6,6 @@
  */
 import { mirrors, type TableSet } from '../entry/table-policy.js';
 import { P2pdbError, fail, isP2pdbError } from '../errors.js';
-import type { BodyOptions, IngestResult } from '../ingest/ingest.js';
 import { normalizeOnion } from '../peers/hello.js';
 import type { PeerRecord, PeerTable } from '../store/peer-table.js';
 import type { RangeQueries } from '../store/range-queries.js';
@@ -15,7 +14,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import type { OriginLog } from './origins.js';
 import { RefusedIds } from './refused-ids.js';
 import { DEFAULT_PENALTY_RULE, penaltyPoints, POINTS, unbannedPeers } from './penalties.js';
-import { emptyReport, reportOfFailure, runSyncSession, type Reconciler, type SessionTuning, type SyncProgress, type SyncReport } from './session.js';
+import { emptyReport, reportOfFailure, runSyncSession, type Reconciler, type SessionDeps, type SessionTuning, type SyncProgress, type SyncReport } from './session.js';
 import { sharedTables } from './shared-tables.js';
 import type { SyncTransport } from './transport.js';
 
@@ -24,7 +23,8 @@ export interface SyncServiceDeps {
   syncState: SyncStateTable;
   /** The transport to a peer (the node: httpSyncTransport over onionRequester). */
   transportFor(onion: string): SyncTransport;
-  ingest(raw: Buffer, opts: BodyOptions): Promise<IngestResult[]>;
+  /** A peer's answer with what was asked for: matched, verified, stored (Ingestor.ingestPeerBody). */
+  ingest: SessionDeps['ingest'];
   ranges: RangeQueries;
   /** This node's policy. */
   allowedTables: TableSet;
