@@ -404,6 +404,9 @@ test(onBackend('refused ids under a hex prefix, as a range pull skips them, odd 
   const ids = ['ab12', 'ab3f', 'a0ff', '1234'].map((h) => Buffer.from(h.padEnd(64, '0'), 'hex'));
   for (const id of ids) refused.add(id, 'bad_signature');
   refused.add(Buffer.from('ab'.padEnd(64, '1'), 'hex'), 'created_in_future'); // transient: not remembered
+  // Refusals before the id is checked against the content are about a peer's bytes, not the
+  // entry: a peer sending junk under a real entry's id must not stop it being fetched.
+  for (const code of ['malformed', 'id_mismatch', 'bad_key', 'payload_too_large']) refused.add(Buffer.from('ab'.padEnd(64, '2'), 'hex'), code);
   const under = (prefix: string) => sortedHex(Buffer.from(refused.under(prefix)).toString('hex').match(/.{64}/g) ?? []);
   assert.deepEqual(under('ab'), sortedHex([ids[0]!, ids[1]!]));
   assert.deepEqual(under('ab3'), sortedHex([ids[1]!]));

@@ -6,8 +6,15 @@
  */
 export const DEFAULT_REFUSED_CAPACITY = 100_000;
 
-/** Refusals that can change with time are not remembered: the entry may be accepted later. */
-const TRANSIENT = new Set(['created_in_future', 'internal', 'busy']);
+/**
+ * Only refusals of an entry whose content hashes to the id it claims are remembered: those
+ * come after the id check (entry/validate.ts), so every copy of that id is refused the same
+ * way. A refusal before it (malformed, id_mismatch, a bad key) is about bytes a peer chose, not
+ * about the entry: remembering its claimed id would let a peer send junk under a real entry's
+ * id and stop this node fetching that entry from anyone. Time-dependent refusals
+ * (created_in_future) are not remembered either: the entry may be accepted later.
+ */
+const CONTENT_BOUND = new Set(['table_not_allowed', 'pow_insufficient', 'bad_signature']);
 
 export class RefusedIds {
   private readonly ids = new Set<string>();
@@ -39,7 +46,7 @@ export class RefusedIds {
 
   /** Remembers an id refused with `code`, unless the refusal is transient. */
   add(id: Buffer, code: string): void {
-    if (TRANSIENT.has(code)) return;
+    if (!CONTENT_BOUND.has(code)) return;
     const key = id.toString('latin1');
     if (this.ids.has(key)) return;
     this.ids.add(key);

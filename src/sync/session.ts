@@ -416,19 +416,26 @@ class Session {
 
     let pending = requestPage(cursor);
     let storing: Step | null = null;
-    for (;;) {
-      this.checkAbort();
-      const page = await pending;
-      if (page.next !== null && page.next === cursor) {
-        offences.malformed++;
-        throw new P2pdbError('peer_bad_answer', 'GET /sync/range: the cursor did not advance');
+    try {
+      for (;;) {
+        this.checkAbort();
+        const page = await pending;
+        if (page.next !== null && page.next === cursor) {
+          offences.malformed++;
+          throw new P2pdbError('peer_bad_answer', 'GET /sync/range: the cursor did not advance');
+        }
+        if (page.next !== null) pending = requestPage(page.next);
+        cursor = page.next;
+        const step: Step = { done: quiet(this.ingest(page.body, request)), next: cursor };
+        if (storing) await retire(storing);
+        storing = step;
+        if (cursor === null) break;
       }
-      if (page.next !== null) pending = requestPage(page.next);
-      cursor = page.next;
-      const step: Step = { done: quiet(this.ingest(page.body, request)), next: cursor };
-      if (storing) await retire(storing);
-      storing = step;
-      if (cursor === null) break;
+    } catch (err) {
+      // A session that ends leaves no write behind it: the page being stored settles first, so
+      // what the store holds when the session rejects stays as it is.
+      await (storing as Step | null)?.done.catch(() => undefined);
+      throw err;
     }
     await retire(storing);
     // Entries are never deleted: a peer that serves fewer than it counted lied about the count.
