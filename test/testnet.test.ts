@@ -150,7 +150,8 @@ test('torrcs render from templates and every listener stays on 127.0.0.1', async
     CONTROL_PORT: 9051,
   });
   assert.doesNotThrow(() => assertLoopbackTorrc(nodeTorrc));
-  assert.match(nodeTorrc, /^SocksPort 127\.0\.0\.1:9050$/m);
+  // ExtendedErrors: SOCKS replies say why an onion failed (the self-check logs it).
+  assert.match(nodeTorrc, /^SocksPort 127\.0\.0\.1:9050 ExtendedErrors$/m);
 
   assert.throws(() => renderTorrc('SocksPort 127.0.0.1:{{PORT}}', {}), isCode('torrc_invalid'));
   assert.throws(() => renderTorrc('DataDirectory {{DIR}}', { DIR: '/x\nSocksPort 0.0.0.0:9050' }), isCode('torrc_invalid'));
